@@ -1,0 +1,223 @@
+"""Settings for every environment, read from the environment.
+
+Embedded by default: a SQLite file in WAL mode and django-q2's ORM broker, no other server.
+``DATABASE_URL`` (dj-database-url form) switches to PostgreSQL; ``REDIS_URL`` switches the
+django-q2 broker and the channel layer to Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ASYNC_STATES_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in ``var/``.
+
+    A fixed, well-known key in the repository would let anyone forge sessions and signed
+    django-q2 payloads, so the embedded default makes its own.
+    """
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        import secrets
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    # taskapp before django_q: its qcluster command (django-q2's cluster plus the engine's
+    # timer thread) takes precedence over django-q2's own.
+    "taskapp",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "channels",
+    "django_q",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "async_states.urls"
+ASGI_APPLICATION = "async_states.asgi.application"
+WSGI_APPLICATION = "async_states.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --------------------------------------------------------------------------- database
+
+
+def _database() -> dict:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'async_states.sqlite3'}"
+    # Persistent connections: django-q2 otherwise opens a connection for nearly every queue
+    # operation (5-15 tasks/s instead of 120-180 on PostgreSQL, STACK-NOTES).
+    db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # WAL + IMMEDIATE + a 20 s busy timeout: zero "database is locked" failures with
+        # several worker processes, against 41-53% at Django's defaults (STACK-NOTES).
+        db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        db["CONN_MAX_AGE"] = None
+    test_name = os.environ.get("TEST_DATABASE_NAME")
+    if test_name:
+        db["TEST"] = {"NAME": test_name}
+    return db
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# --------------------------------------------------------------------------- django-q2
+
+Q_CLUSTER = {
+    "name": os.environ.get("Q_CLUSTER_NAME", "async_states"),
+    "workers": int(os.environ.get("Q_WORKERS", "2")),
+    # A step is bounded by ASYNC_STATES["STEP_MAX_SECONDS"]; django-q2's timeout only guards
+    # against a wedged worker. timeout must stay below retry.
+    "timeout": 600,
+    "retry": 660,
+    # Successes are not saved: the engine keeps its own history. save_limit=250 made the
+    # monitor cap a cluster at ~54 tasks/s, -1 sustained ~249/s (STACK-NOTES).
+    "save_limit": -1,
+    # Engine tasks are idempotent (a claim decides who works), so a redelivery is harmless;
+    # 0 would retry a failing task forever.
+    "max_attempts": 2,
+    "ack_failures": True,
+    "catch_up": False,
+    "label": "Queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    # Pickup latency ~47 ms at poll=0.05 against ~116 ms at the default 0.2 (STACK-NOTES).
+    Q_CLUSTER["poll"] = float(os.environ.get("Q_POLL", "0.05"))
+if env_bool("Q_SYNC"):
+    Q_CLUSTER["sync"] = True
+
+# --------------------------------------------------------------------------- channels
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --------------------------------------------------------------------------- REST framework
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --------------------------------------------------------------------------- the engine
+
+ASYNC_STATES = {
+    # How long a worker owns a run it claimed before others may take it over (crash safety).
+    "LEASE_SECONDS": float(os.environ.get("ASYNC_STATES_LEASE_SECONDS", "60")),
+    # How often the timer thread of each cluster looks for due wake-ups.
+    "TICK_SECONDS": float(os.environ.get("ASYNC_STATES_TICK_SECONDS", "0.05")),
+    # Environment variables visible to task files as secrets.NAME: <prefix>NAME.
+    "SECRETS_PREFIX": os.environ.get("ASYNC_STATES_SECRETS_PREFIX", "ASYNC_STATES_SECRET_"),
+    "EVENT_TTL_SECONDS": float(os.environ.get("ASYNC_STATES_EVENT_TTL_SECONDS", "86400")),
+    # One step yields the worker after this many transitions or seconds, so one busy run
+    # cannot starve the others.
+    "STEP_MAX_TRANSITIONS": 200,
+    "STEP_MAX_SECONDS": 30.0,
+    # Threads per worker process for conditions raced in one step.
+    "CONDITION_THREADS": 8,
+    # Retry delays up to this are slept in the step; longer ones park the run.
+    "INLINE_RETRY_MAX_SECONDS": 1.0,
+    "TASKDEFS_DIR": str(BASE_DIR / "taskdefs"),
+}
+
+# --------------------------------------------------------------------------- the rest
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "async_states": {"level": os.environ.get("ASYNC_STATES_LOG_LEVEL", "INFO")},
+        "django_q": {"level": os.environ.get("DJANGO_Q_LOG_LEVEL", "WARNING")},
+    },
+}

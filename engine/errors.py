@@ -1,0 +1,110 @@
+"""The engine's error tree. Context lives in attributes; the message is built in ``__init__``.
+
+``taskapp`` maps these to API errors with stable codes; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "engine_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding of validation: where, what, and how bad.
+
+    ``path`` is the dotted location inside the document (``states.pay.transitions[0].to``).
+    """
+
+    source: str
+    line: int
+    column: int
+    path: str
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}:{self.column}"
+        at = f" ({self.path})" if self.path else ""
+        return f"{where}: {self.severity}: {self.message}{at}"
+
+
+class SpecError(EngineError):
+    """A task definition is invalid. ``problems`` holds every problem found, errors first."""
+
+    code = "invalid_definition"
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = tuple(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        first = errors[0] if errors else (self.problems[0] if self.problems else None)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{first}{more}" if first else "invalid task definition")
+
+
+class ExpressionError(EngineError):
+    """A template or predicate does not parse, or failed when evaluated."""
+
+    code = "expression_error"
+
+    def __init__(self, expression: str, reason: str, line: int | None = None):
+        self.expression = expression
+        self.reason = reason
+        self.line = line
+        super().__init__(f"{reason} in {expression!r}")
+
+
+class InstructionError(EngineError):
+    """An instruction attempt failed.
+
+    ``error_class`` is what retry policies select on: ``connection``, ``timeout``, ``5xx``,
+    ``429``, ``4xx``, ``status`` or ``error``. ``retryable`` is the kind's own default
+    (a policy's ``retry_on`` decides in the end). ``result`` is what the far end answered,
+    when it answered.
+    """
+
+    code = "instruction_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: str = "error",
+        retryable: bool = False,
+        result: object = None,
+    ):
+        self.error_class = error_class
+        self.retryable = retryable
+        self.result = result
+        super().__init__(message)
+
+
+class UnsupportedInstruction(InstructionError):
+    """The instruction kind has no executor registered in this process."""
+
+    code = "unsupported_instruction"
+
+    def __init__(self, kind: str, known: Sequence[str]):
+        self.kind = kind
+        self.known = tuple(known)
+        super().__init__(
+            f"no executor for instruction kind {kind!r} (available: {', '.join(sorted(known))})",
+            error_class="error",
+            retryable=False,
+        )
+
+
+class LeaseLost(EngineError):
+    """Another worker owns the run now: this step must stop without writing."""
+
+    code = "lease_lost"
+
+    def __init__(self, run_id: object):
+        self.run_id = run_id
+        super().__init__(f"run {run_id}: lease lost to another worker; step abandoned")
