@@ -1,0 +1,167 @@
+"""Instruction executors as plugins: the interface, the registry and the one dispatch function.
+
+An executor runs one attempt of one instruction kind (``http``, ``rpc``, ``message``, ``db``,
+``set``) and returns the JSON-serialisable result that the runner saves into the run's data.
+This package owns the contract that every failure comes out as an ``InstructionError`` carrying
+an ``error_class`` that retry policies select on. It leaves to the runner: retries and their
+delays, ``save_as``, idempotency-key derivation, redaction of secrets in messages, and history.
+
+The built-in executors register themselves when this package is imported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.errors import ExpressionError, InstructionError, UnsupportedInstruction
+from engine.language.model import Instruction
+
+
+@dataclass(frozen=True, slots=True)
+class ExecContext:
+    """What an executor is given besides its spec.
+
+    Attributes:
+        render: renders the templates in a spec value, deeply, against the run's context;
+            raises ``ExpressionError``.
+        timeout: per-attempt timeout in seconds.
+        idempotency_key: stable across the attempts of this instruction in this state entry.
+        attempt: 1-based attempt number.
+    """
+
+    render: Callable[[Any], Any]
+    timeout: float
+    idempotency_key: str
+    attempt: int = 1
+
+
+class Executor(Protocol):
+    """Runs one instruction kind. ``execute`` raises ``InstructionError`` on failure.
+
+    An executor may also carry ``spec_type``: the spec class it accepts. ``execute`` below
+    then refuses any other spec with ``TypeError`` (a loader bug, see ``execute``).
+    """
+
+    kind: str
+
+    def execute(self, spec: Any, ctx: ExecContext) -> Any: ...
+
+
+# The error classes a remote failure is worth retrying for, by default: the far end may answer
+# differently next time. RetryPolicy's default retry_on selects the same ones.
+TRANSIENT_ERROR_CLASSES = frozenset({"connection", "timeout", "5xx", "429"})
+
+
+def instruction_error(
+    message: str, error_class: str = "error", *, result: object = None
+) -> InstructionError:
+    """An ``InstructionError`` whose ``retryable`` follows from its ``error_class``."""
+    return InstructionError(
+        message,
+        error_class=error_class,
+        retryable=error_class in TRANSIENT_ERROR_CLASSES,
+        result=result,
+    )
+
+
+_registry: dict[str, Executor] = {}
+_registry_lock = threading.Lock()
+
+
+def register(executor: Executor, *, replace: bool = False) -> None:
+    """Make ``executor`` the one that runs instructions of ``executor.kind``.
+
+    Args:
+        executor: any object with ``kind`` and ``execute``.
+        replace: allow replacing an executor already registered for the kind (tests, plugins
+            that override a built-in on purpose).
+
+    Raises:
+        ValueError: another executor is registered for the kind and ``replace`` is false.
+    """
+    with _registry_lock:
+        current = _registry.get(executor.kind)
+        if current is not None and current is not executor and not replace:
+            raise ValueError(
+                f"an executor for instruction kind {executor.kind!r} is already registered "
+                f"({type(current).__qualname__}); pass replace=True to override it"
+            )
+        _registry[executor.kind] = executor
+
+
+def unregister(kind: str) -> None:
+    """Remove the executor for ``kind``, if any (for tests that register fakes)."""
+    with _registry_lock:
+        _registry.pop(kind, None)
+
+
+def executor_for(kind: str) -> Executor:
+    """The executor registered for ``kind``.
+
+    Raises:
+        UnsupportedInstruction: nothing is registered for ``kind``.
+    """
+    try:
+        return _registry[kind]
+    except KeyError:
+        raise UnsupportedInstruction(kind, registered_kinds()) from None
+
+
+def registered_kinds() -> tuple[str, ...]:
+    """The kinds that have an executor, sorted."""
+    return tuple(sorted(_registry))
+
+
+def execute(instruction: Instruction, ctx: ExecContext) -> Any:
+    """Run one attempt of ``instruction`` with the executor registered for its kind.
+
+    Returns:
+        The executor's JSON-serialisable result.
+
+    Raises:
+        InstructionError: the attempt failed. A template that fails to render becomes
+            ``error_class="error"`` (not retryable: rendering again gives the same answer);
+            any other exception the executor did not classify becomes ``error_class="error"``
+            naming the exception. The original is kept as ``__cause__``.
+        UnsupportedInstruction: no executor for the kind (an ``InstructionError`` too).
+        TypeError: the spec is not the executor's ``spec_type``. This is let through on
+            purpose: it means the loader paired a kind with the wrong spec, a bug in the engine
+            that routing to ``on_error`` or retrying would only hide.
+
+    ``BaseException``s that are not ``Exception`` (``SystemExit`` is how django-q2 signals a
+    task timeout, ``KeyboardInterrupt``) are never caught.
+    """
+    executor = executor_for(instruction.kind)
+    spec_type = getattr(executor, "spec_type", None)
+    if spec_type is not None and not isinstance(instruction.spec, spec_type):
+        raise TypeError(
+            f"instruction {instruction.name!r} of kind {instruction.kind!r} carries a "
+            f"{type(instruction.spec).__name__}, expected {spec_type.__name__}"
+        )
+    try:
+        return executor.execute(instruction.spec, ctx)
+    except InstructionError:
+        raise
+    except ExpressionError as exc:
+        raise InstructionError(
+            f"{instruction.kind} instruction {instruction.name!r}: template error: {exc}"
+        ) from exc
+    except Exception as exc:  # the contract: nothing unclassified escapes as a crash
+        raise InstructionError(
+            f"{instruction.kind} instruction {instruction.name!r} failed unexpectedly: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _register_builtins() -> None:
+    from engine.instructions import db, http, message, rpc
+    from engine.instructions import set as set_
+
+    for module in (http, rpc, set_, db, message):
+        register(module.EXECUTOR)
+
+
+_register_builtins()
