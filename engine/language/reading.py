@@ -1,0 +1,218 @@
+"""Typed reads of ``Node`` values that record a ``Problem`` instead of raising.
+
+The parser asks a ``Reader`` for "a positive integer here", "a duration there"; each read either
+returns the value or records what is wrong (with the node's line and column and a message that
+says what to write instead) and returns ``None``, so that one pass finds every problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import timedelta
+from typing import Any
+
+from engine.errors import ExpressionError, Problem
+from engine.expressions import check_predicate, check_template, is_template
+from engine.language.durations import parse_duration
+from engine.language.model import Mark
+from engine.language.yamlnodes import Node, join
+
+DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def describe(value: Any) -> str:
+    """A short rendering of a YAML value for messages: ``'text'``, ``3``, ``true``, ``a list``."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    return repr(value)
+
+
+class Reader:
+    """Collects problems for one source while the parser reads its nodes."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def error(self, mark: Mark, path: str, message: str, severity: str = "error") -> None:
+        self.problems.append(Problem(self.source, mark.line, mark.column, path, message, severity))
+
+    def fields(
+        self, node: Node, path: str, allowed: frozenset[str], what: str
+    ) -> dict[str, Node] | None:
+        """The mapping's known keys; unknown keys are reported (with a suggestion)."""
+        if not node.is_mapping:
+            self.error(node.mark, path, f"{what} must be a mapping, got {describe(node.value)}")
+            return None
+        for key in node.value:
+            if key not in allowed:
+                self.unknown_key(node, key, path, allowed, what)
+        return {key: child for key, child in node.value.items() if key in allowed}
+
+    def unknown_key(
+        self, node: Node, key: str, path: str, allowed: frozenset[str], what: str
+    ) -> None:
+        close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else f"allowed keys: {', '.join(sorted(allowed))}"
+        )
+        self.error(node.key_marks[key], join(path, key), f"unknown key '{key}' in {what}; {hint}")
+
+    def require(
+        self, fields: dict[str, Node], key: str, parent: Node, path: str, what: str
+    ) -> Node | None:
+        """``fields[key]``, reporting at the mapping when it is missing."""
+        if key not in fields:
+            self.error(parent.mark, path, f"missing required key '{key}' in {what}")
+            return None
+        return fields[key]
+
+    def get(
+        self, fields: dict[str, Node] | None, key: str, path: str, read: Any, default: Any = None
+    ) -> Any:
+        """``read(node, path, key)`` of an optional key, or ``default`` when it is absent."""
+        if not fields or key not in fields:
+            return default
+        return read(fields[key], join(path, key), key)
+
+    def need(
+        self,
+        fields: dict[str, Node] | None,
+        key: str,
+        parent: Node,
+        path: str,
+        what: str,
+        read: Any,
+    ) -> Any:
+        """``read(node, path, key)`` of a required key; reported at the mapping when absent."""
+        node = self.require(fields or {}, key, parent, path, what)
+        return None if node is None else read(node, join(path, key), key)
+
+    def wrong(self, node: Node, path: str, what: str, expected: str) -> None:
+        self.error(node.mark, path, f"{what} must be {expected}, got {describe(node.value)}")
+
+    def string(self, node: Node, path: str, what: str) -> str | None:
+        if isinstance(node.value, str) and node.value:
+            return node.value
+        self.wrong(node, path, what, "a non-empty string")
+        return None
+
+    def name(self, node: Node, path: str, what: str) -> str | None:
+        """A plain identifier-like name: letters, digits, ``_ . -``."""
+        text = self.string(node, path, what)
+        if text is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+            self.error(node.mark, path, f"{what} '{text}' may use only letters, digits, _ . -")
+            return None
+        return text
+
+    def dotted_path(self, node: Node, path: str, what: str) -> str | None:
+        text = self.string(node, path, what)
+        if text is not None and not DOTTED_PATH.match(text):
+            self.error(
+                node.mark, path, f"{what} '{text}' must be a dotted path like 'order' or 'a.b'"
+            )
+            return None
+        return text
+
+    def integer(self, node: Node, path: str, what: str, minimum: int = 1) -> int | None:
+        value = node.value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return value
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        self.wrong(node, path, what, expected)
+        return None
+
+    def number(self, node: Node, path: str, what: str, minimum: float) -> float | None:
+        value = node.value
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum:
+            return float(value)
+        self.wrong(node, path, what, f"a number >= {minimum:g}")
+        return None
+
+    def boolean(self, node: Node, path: str, what: str) -> bool | None:
+        if isinstance(node.value, bool):
+            return node.value
+        self.wrong(node, path, what, "true or false")
+        return None
+
+    def duration(self, node: Node, path: str, what: str, positive: bool = True) -> timedelta | None:
+        try:
+            duration = parse_duration(node.value)
+        except ValueError as exc:
+            self.error(node.mark, path, str(exc))
+            return None
+        if positive and not duration:
+            self.error(node.mark, path, f"{what} must be longer than 0s")
+            return None
+        return duration
+
+    def choice(self, node: Node, path: str, what: str, choices: frozenset[str]) -> str | None:
+        if isinstance(node.value, str) and node.value in choices:
+            return node.value
+        self.error(
+            node.mark,
+            path,
+            f"bad {what} {describe(node.value)}: use one of {', '.join(sorted(choices))}",
+        )
+        return None
+
+    def template(self, node: Node, path: str, what: str) -> str | None:
+        text = self.string(node, path, what)
+        if text is not None and not self._template_ok(node, path, text):
+            return None
+        return text
+
+    def templates(self, node: Node, path: str) -> Any:
+        """The plain value of ``node``, with every string leaf checked as a template."""
+        if node.is_mapping:
+            return {
+                key: self.templates(child, join(path, key)) for key, child in node.value.items()
+            }
+        if node.is_sequence:
+            return [self.templates(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+        if isinstance(node.value, str):
+            self._template_ok(node, path, node.value)
+        return node.value
+
+    def template_pairs(
+        self, node: Node, path: str, what: str
+    ) -> tuple[tuple[str, Any], ...] | None:
+        """A mapping of names to template values, as ordered pairs."""
+        if not node.is_mapping:
+            self.wrong(node, path, what, "a mapping")
+            return None
+        return tuple(
+            (key, self.templates(child, join(path, key))) for key, child in node.value.items()
+        )
+
+    def _template_ok(self, node: Node, path: str, text: str) -> bool:
+        if not is_template(text):
+            return True
+        try:
+            check_template(text)
+        except ExpressionError as exc:
+            self.error(node.mark, path, f"template {text!r} does not parse: {exc.reason}")
+            return False
+        return True
+
+    def predicate(self, node: Node, path: str, what: str) -> str | None:
+        text = self.string(node, path, what)
+        if text is None:
+            return None
+        try:
+            check_predicate(text)
+        except ExpressionError as exc:
+            self.error(node.mark, path, f"{what} {text!r} does not parse: {exc.reason}")
+            return None
+        return text

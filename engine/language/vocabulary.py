@@ -1,0 +1,73 @@
+"""Every key and enumerated value the task language accepts, one frozenset per object.
+
+The parser checks keys against these sets, and ``tests/engine/test_schema_sync.py`` checks that
+``docs/taskdef.schema.json`` lists exactly the same properties, so the parser, the schema and
+the docs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+TASK_KEYS = frozenset(
+    {
+        "name",
+        "version",
+        "description",
+        "start_state",
+        "max_global_transition_timeout",
+        "deadline",
+        "input_schema",
+        "retention",
+        "final_states",
+        "states",
+    }
+)
+STATE_KEYS = frozenset(
+    {"description", "instructions", "timeout", "on_timeout", "transitions", "final"}
+)
+RETENTION_KEYS = frozenset({"succeeded_days", "failed_days", "max_finished_runs"})
+OUTCOMES = frozenset({"succeeded", "failed"})
+
+# Instructions: exactly one kind key, plus options.
+INSTRUCTION_KINDS = frozenset({"http", "rpc", "message", "db", "set"})
+INSTRUCTION_OPTIONS = frozenset({"name", "save_as", "timeout", "retry", "on_error"})
+INSTRUCTION_KEYS = INSTRUCTION_KINDS | INSTRUCTION_OPTIONS
+SET_FORBIDDEN_OPTIONS = frozenset({"save_as", "timeout", "retry", "on_error"})
+
+HTTP_KEYS = frozenset(
+    {"method", "url", "headers", "query", "json", "form", "auth", "expect", "max_response_bytes"}
+)
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+AUTH_KEYS = frozenset({"basic", "bearer"})
+BASIC_AUTH_KEYS = frozenset({"username", "password"})
+RPC_KEYS = frozenset({"url", "method", "params", "protocol", "headers", "auth"})
+RPC_PROTOCOLS = frozenset({"jsonrpc"})
+MESSAGE_KEYS = frozenset({"broker", "url", "to", "exchange", "body", "headers"})
+BROKERS = frozenset({"redis", "amqp", "mqtt", "nats"})
+DB_KEYS = frozenset({"url", "query", "params", "fetch"})
+FETCH_MODES = frozenset({"none", "one", "all"})
+
+RETRY_KEYS = frozenset(
+    {"max_attempts", "initial_delay", "factor", "max_delay", "jitter", "retry_on"}
+)
+RETRY_ON = frozenset({"connection", "timeout", "5xx", "429", "4xx", "status", "error"})
+
+# Transitions: `to`, an optional name, and at most one condition key.
+CONDITION_KINDS = frozenset({"subscribe", "wait", "poll", "when"})
+TRANSITION_KEYS = frozenset({"to", "name"}) | CONDITION_KINDS
+WAIT_KEYS = frozenset({"duration", "until"})
+POLL_KINDS = frozenset({"http", "rpc", "db"})
+POLL_KEYS = POLL_KINDS | frozenset(
+    {
+        "name",
+        "every",
+        "until",
+        "backoff",
+        "max_attempts",
+        "max_duration",
+        "timeout",
+        "save_as",
+        "on_error",
+    }
+)
+BACKOFF_KEYS = frozenset({"factor", "max_interval", "jitter"})
+SUBSCRIBE_KEYS = frozenset({"event", "correlate", "match", "save_as"})
