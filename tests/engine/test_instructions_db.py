@@ -1,0 +1,186 @@
+"""The db instruction against SQLite (always) and PostgreSQL at 127.0.0.1:5432 (when up)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from engine.errors import InstructionError
+from engine.instructions import ExecContext, db
+from engine.language.model import DbSpec
+from tests.services import require_service
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_check() -> None:
+    psycopg2.connect(PG_URL, connect_timeout=2).close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> Iterator[tuple[str, str]]:
+    """``(url, table)``: a database and a fresh empty table ``(id integer, name text)``."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        require_service("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)", _pg_check)
+        url = PG_URL
+    table = f"t_{uuid.uuid4().hex[:12]}"
+    run(url, f"CREATE TABLE {table} (id integer, name text)", fetch="none")
+    yield url, table
+    run(url, f"DROP TABLE {table}", fetch="none")
+
+
+def run(url: str, query: str, fetch: str = "all", timeout: float = 5.0, **params):
+    spec = DbSpec(url=url, query=query, params=tuple(params.items()), fetch=fetch)
+    ctx = ExecContext(render=lambda v: v, timeout=timeout, idempotency_key="k", attempt=1)
+    return db.EXECUTOR.execute(spec, ctx)
+
+
+def failure(url: str, query: str, **kwargs) -> InstructionError:
+    with pytest.raises(InstructionError) as info:
+        run(url, query, **kwargs)
+    return info.value
+
+
+def test_fetch_none_one_all(database):
+    url, t = database
+    insert = f"INSERT INTO {t} (id, name) VALUES (%(id)s, %(name)s)"
+    assert run(url, insert, fetch="none", id=1, name="a") == {"rowcount": 1}
+    run(url, insert, fetch="none", id=2, name="b%")
+    rows = run(url, f"SELECT id, name FROM {t} ORDER BY id")
+    assert rows == [{"id": 1, "name": "a"}, {"id": 2, "name": "b%"}]
+    one = f"SELECT name FROM {t} WHERE id = %(id)s"
+    assert run(url, one, fetch="one", id=2) == {"name": "b%"}
+    assert run(url, one, fetch="one", id=9) is None
+    assert run(url, f"SELECT id FROM {t} WHERE id > 5") == []
+
+
+def test_each_statement_commits(database):
+    url, t = database
+    run(url, f"INSERT INTO {t} VALUES (1, 'x')", fetch="none")
+    seen = []
+    thread = threading.Thread(
+        target=lambda: seen.append(run(url, f"SELECT count(*) AS n FROM {t}"))
+    )
+    thread.start()
+    thread.join(timeout=10)
+    assert seen == [[{"n": 1}]]  # another connection (another thread) sees the row
+
+
+def test_statement_without_rows_answers_rowcount_whatever_fetch_says(database):
+    url, t = database
+    assert run(url, f"UPDATE {t} SET name = 'z'") == {"rowcount": 0}
+
+
+def test_percent_literal_survives(database):
+    url, t = database
+    rows = run(url, "SELECT 'a%%b' AS v, %(x)s AS x", x="y")
+    assert rows == [{"v": "a%b", "x": "y"}]
+
+
+def test_sql_error_is_not_retryable_and_rolls_back(database):
+    url, t = database
+    error = failure(url, f"SELECT nope FROM {t}")
+    assert (error.error_class, error.retryable) == ("error", False)
+    assert "statement failed" in str(error)
+    # The cached connection is still usable after the failed transaction.
+    assert run(url, f"SELECT count(*) AS n FROM {t}") == [{"n": 0}]
+
+
+def test_more_rows_than_the_cap_is_an_error(database, monkeypatch):
+    url, t = database
+    monkeypatch.setattr(db, "MAX_ROWS", 3)
+    for i in range(4):
+        run(url, f"INSERT INTO {t} VALUES (%(i)s, 'x')", fetch="none", i=i)
+    error = failure(url, f"SELECT id FROM {t}")
+    assert "more than 3 rows" in str(error) and "LIMIT" in str(error)
+    assert len(run(url, f"SELECT id FROM {t} LIMIT 3")) == 3
+
+
+def test_unknown_fetch_mode_is_an_error(database):
+    url, t = database
+    assert "fetch must be one of" in str(failure(url, "SELECT 1", fetch="many"))
+
+
+def test_connection_is_cached_and_replaced_when_it_dies(database):
+    url, t = database
+    run(url, "SELECT 1 AS one")
+    cached = db._connections()[url]
+    cached.conn.close()  # as if the server had dropped it
+    assert run(url, "SELECT 1 AS one") == [{"one": 1}]
+    assert db._connections()[url] is not cached
+
+
+def test_sqlite_params_json_encode_containers_and_values_come_back_as_json(tmp_path):
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    row = run(url, "SELECT %(d)s AS d, %(b)s AS b", fetch="one", d={"a": [1]}, b=b"\x00\x01")
+    assert json.loads(row["d"]) == {"a": [1]}
+    assert row["b"] == "AAE="
+
+
+def test_sqlite_file_that_cannot_open_is_a_connection_error(tmp_path):
+    error = failure(f"sqlite:///{tmp_path}/missing-dir/x.db", "SELECT 1")
+    assert (error.error_class, error.retryable) == ("connection", True)
+    assert "missing-dir" in str(error)
+
+
+def test_postgres_values_are_json_ready():
+    require_service("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)", _pg_check)
+    row = run(
+        PG_URL,
+        "SELECT 1.50::numeric AS d, 2::numeric AS w, '2024-01-02T03:04:05Z'::timestamptz AS t, "
+        "'1 minute'::interval AS i, %(u)s::uuid AS u, %(j)s::jsonb AS j, ARRAY[1,2] AS a",
+        fetch="one",
+        u=str(uuid.UUID(int=1)),
+        j={"k": [1]},
+    )
+    assert row == {
+        "d": 1.5,
+        "w": 2,
+        "t": "2024-01-02T03:04:05+00:00",
+        "i": 60.0,
+        "u": "00000000-0000-0000-0000-000000000001",
+        "j": {"k": [1]},
+        "a": [1, 2],
+    }
+
+
+def test_postgres_statement_timeout_is_a_retryable_timeout():
+    require_service("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)", _pg_check)
+    error = failure(PG_URL, "SELECT pg_sleep(5)", timeout=0.1)
+    assert (error.error_class, error.retryable) == ("timeout", True)
+
+
+def test_postgres_unreachable_is_a_connection_error_without_the_password(closed_port):
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{closed_port}/appdb"
+    error = failure(url, "SELECT 1", timeout=1)
+    assert (error.error_class, error.retryable) == ("connection", True)
+    assert f"127.0.0.1:{closed_port}/appdb" in str(error)
+    assert "hunter2" not in str(error)
+
+
+def test_unsupported_scheme_is_an_error():
+    assert "unsupported database URL scheme 'mysql'" in str(failure("mysql://h/db", "SELECT 1"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (decimal.Decimal("2.25"), 2.25),
+        (decimal.Decimal("10"), 10),
+        (dt.date(2024, 1, 2), "2024-01-02"),
+        (dt.time(3, 4), "03:04:00"),
+        (memoryview(b"ab"), "YWI="),
+        ((1, decimal.Decimal("1.5")), [1, 1.5]),
+    ],
+)
+def test_to_json_converts_database_types(value, expected):
+    assert db.to_json(value) == expected
