@@ -1,0 +1,602 @@
+"""The run loop: advance one run as far as it can go, then say when to look at it again.
+
+One call to ``Runner.advance`` is one *step*, made by a worker that holds the run's lease.
+It enters states, runs their instructions in order (with retries), arms and races the
+outgoing transitions' conditions, and applies the first one fulfilled. Every transition is
+committed through the ``RunStore`` before the next state's instructions run, so a crash
+loses at most the work of the state being executed (instructions are at-least-once and
+carry a stable idempotency key). When nothing more can happen now, the step returns the
+next wake-up time and the worker is released: waiting holds no process and no thread.
+
+The runner knows nothing of Django or django-q2; ``taskapp`` claims runs, hands it a
+snapshot and a store, and schedules the wake-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine import conditions, expressions, instructions
+from engine.backoff import retry_delay, should_retry
+from engine.clock import Clock, from_iso, to_iso
+from engine.conditions import CheckContext, Fulfilment
+from engine.conditions.poll import Poll, PollAttempt
+from engine.datapaths import set_path
+from engine.errors import EngineError, ExpressionError, InstructionError
+from engine.language.model import Instruction, Outcome, PollCondition, State, Transition
+from engine.runs import (
+    AttemptRecord,
+    PollRecord,
+    RunSnapshot,
+    RunStatus,
+    StepOutcome,
+    Subscription,
+    TransitionRecord,
+    Trigger,
+)
+from engine.store import RunStore
+
+log = logging.getLogger("async_states.runs")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """The knobs a deployment sets (``ASYNC_STATES`` in Django settings)."""
+
+    step_max_transitions: int = 200
+    step_max_seconds: float = 30.0
+    inline_retry_max_seconds: float = 1.0
+    secrets_prefix: str = "ASYNC_STATES_SECRET_"
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """The step can do nothing more now; look at the run again at ``wake_at``."""
+
+    wake_at: datetime | None
+
+
+class Runner:
+    """Advances runs. One instance per worker process; ``pool`` races I/O conditions."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        clock: Clock,
+        pool: ThreadPoolExecutor,
+        settings: EngineSettings | None = None,
+    ):
+        self.store = store
+        self.clock = clock
+        self.pool = pool
+        self.settings = settings or EngineSettings()
+
+    def advance(self, run: RunSnapshot) -> StepOutcome:
+        """Advance ``run`` until it must wait, ends, or the step's budget is spent.
+
+        Raises:
+            LeaseLost: another worker took the run over; this step wrote nothing more.
+        """
+        return _Step(self, run).go()
+
+
+class _Step:
+    """The work of one ``advance`` call; holds the records not yet committed."""
+
+    def __init__(self, runner: Runner, run: RunSnapshot):
+        self.runner = runner
+        self.store = runner.store
+        self.clock = runner.clock
+        self.settings = runner.settings
+        self.run = run
+        self.task = run.task
+        self.secrets = expressions.Secrets(self.settings.secrets_prefix)
+        self.pending_attempts: list[AttemptRecord] = []
+        self.transitions = 0
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ the loop
+
+    def go(self) -> StepOutcome:
+        run = self.run
+        while True:
+            if run.status.finished:
+                return StepOutcome(None, True, self.transitions)
+            park = self._tick()
+            if park is not None:
+                return StepOutcome(park.wake_at, False, self.transitions)
+
+    def _tick(self) -> Park | None:
+        """One move of the loop; a ``Park`` when the step must stop here."""
+        run, now = self.run, self.clock.now()
+        if run.cancel_requested:
+            self._end(RunStatus.CANCELLED, Trigger.CANCEL, {"code": "cancelled",
+                      "message": "cancelled on request"})
+            return None
+        if run.state is None:
+            self._enter(self.task.start_state, Trigger.START)
+            return None
+        if run.deadline_at is not None and now >= run.deadline_at:
+            self._end(RunStatus.TIMED_OUT, Trigger.DEADLINE, {
+                "code": "deadline", "message": f"the run's deadline {to_iso(run.deadline_at)} "
+                f"passed in state '{run.state}'"})
+            return None
+        if self._budget_spent():
+            return Park(now)  # yield the worker; the caller reschedules at once
+        state = self.task.state(run.state)
+        if run.cursor.get("phase") == "instructions":
+            return self._instructions(state)
+        return self._race(state)
+
+    def _budget_spent(self) -> bool:
+        return (
+            self.transitions >= self.settings.step_max_transitions
+            or time.monotonic() - self.started >= self.settings.step_max_seconds
+        )
+
+    # ------------------------------------------------------------------ moving
+
+    def _enter(
+        self,
+        target: str,
+        trigger: Trigger,
+        *,
+        transition: Transition | None = None,
+        index: int | None = None,
+        detail: dict[str, Any] | None = None,
+        polls: Sequence[PollRecord] = (),
+        consumed_event: str | None = None,
+    ) -> None:
+        """Leave the current state for ``target`` and commit that transition."""
+        run, now = self.run, self.clock.now()
+        source, subscriptions = run.state, self._subscriptions_to_clear()
+        spent = self._account_time_in_state(now)
+        state = self.task.state(target)
+        run.state, run.entry, run.state_entered_at = target, run.entry + 1, now
+        run.cursor = self._fresh_cursor(state, now)
+        run.status = RunStatus.RUNNING
+        if state.is_final:
+            run.status = (
+                RunStatus.SUCCEEDED if state.outcome == Outcome.SUCCEEDED else RunStatus.FAILED
+            )
+            self._finish_metrics(now)
+            if run.status is RunStatus.FAILED:
+                run.error = {"code": "failed_state", "state": target,
+                             "message": f"the run reached final state '{target}' (failed)"}
+        record = TransitionRecord(
+            from_state=source, to_state=target, trigger=trigger, at=now,
+            condition_kind=transition.condition_kind if transition else "",
+            transition_index=index, time_in_state=spent,
+            detail=self._redact(detail or {}), entry=run.entry,
+        )
+        self._commit(transition=record, polls=polls, subscriptions=subscriptions,
+                     consumed_event=consumed_event)
+        self._log_transition(record)
+
+    def _end(
+        self,
+        status: RunStatus,
+        trigger: Trigger,
+        error: dict[str, Any] | None,
+        polls: Sequence[PollRecord] = (),
+    ) -> None:
+        """Finish the run outside any final state (failure, time-out, cancel)."""
+        run, now = self.run, self.clock.now()
+        subscriptions = self._subscriptions_to_clear()
+        spent = self._account_time_in_state(now)
+        run.status, run.cursor = status, {}
+        run.error = self._redact(dict(error, state=run.state)) if error else None
+        self._finish_metrics(now)
+        record = TransitionRecord(
+            from_state=run.state, to_state=None, trigger=trigger, at=now,
+            time_in_state=spent, detail=run.error or {}, entry=run.entry,
+        )
+        self._commit(transition=record, polls=polls, subscriptions=subscriptions)
+        self._log_transition(record)
+
+    def _subscriptions_to_clear(self) -> tuple[()] | None:
+        """Leaving a state drops its subscriptions; most states have none to drop."""
+        return () if self.run.cursor.get("subscribed") else None
+
+    def _fresh_cursor(self, state: State, now: datetime) -> dict[str, Any]:
+        if state.is_final:
+            return {}
+        timeout = self.task.timeout_for(state)
+        return {
+            "phase": "instructions", "index": 0, "attempt": 0, "retry_at": None,
+            "timeout_at": to_iso(now + timeout) if timeout is not None else None,
+        }
+
+    def _account_time_in_state(self, now: datetime) -> float:
+        run = self.run
+        if run.state is None or run.state_entered_at is None:
+            return 0.0
+        spent = max((now - run.state_entered_at).total_seconds(), 0.0)
+        per_state = run.metrics.setdefault("time_in_state", {})
+        per_state[run.state] = round(per_state.get(run.state, 0.0) + spent, 6)
+        run.metrics["transitions"] = run.metrics.get("transitions", 0) + 1
+        self.transitions += 1
+        return spent
+
+    def _finish_metrics(self, now: datetime) -> None:
+        run = self.run
+        run.finished_at = now
+        run.metrics["duration"] = round((now - run.created_at).total_seconds(), 6)
+
+    def _commit(self, **records: Any) -> None:
+        attempts, self.pending_attempts = self.pending_attempts, []
+        self.store.commit(self.run, attempts=attempts, **records)
+
+    # ------------------------------------------------------------------ instructions
+
+    def _instructions(self, state: State) -> Park | None:
+        cursor = self.run.cursor
+        while cursor["index"] < len(state.instructions):
+            now = self.clock.now()
+            if self._timed_out(now):
+                self._timeout(state, polls=())
+                return None
+            retry_at = from_iso(cursor.get("retry_at"))
+            if retry_at is not None and retry_at > now:
+                return Park(self._earliest(retry_at))
+            instruction = state.instructions[cursor["index"]]
+            if not self._attempt(state, instruction):
+                return self._after_failure(state, instruction)
+        cursor.update(phase="conditions", index=len(state.instructions))
+        return None
+
+    def _attempt(self, state: State, instruction: Instruction) -> bool:
+        """Run one attempt of ``instruction``; record it; True when it succeeded."""
+        run, cursor = self.run, self.run.cursor
+        attempt = cursor["attempt"] + 1
+        cursor["attempt"] = attempt
+        if instruction.kind != "set":
+            self.store.renew_lease(run)
+        started, t0 = self.clock.now(), time.monotonic()
+        try:
+            result = instructions.execute(instruction, self._exec_context(instruction, attempt))
+        except (InstructionError, ExpressionError) as exc:
+            self._record_attempt(state, instruction, attempt, started, t0, exc)
+            cursor["last_error"] = {"message": str(exc),
+                                    "error_class": getattr(exc, "error_class", "error")}
+            return False
+        self._record_attempt(state, instruction, attempt, started, t0, None)
+        self._save_result(instruction, result)
+        cursor.update(index=cursor["index"] + 1, attempt=0, retry_at=None, last_error=None)
+        if instruction.kind != "set":
+            self._commit()  # the result is durable before the next instruction runs
+        return True
+
+    def _after_failure(self, state: State, instruction: Instruction) -> Park | None:
+        cursor = self.run.cursor
+        attempt, error = cursor["attempt"], cursor["last_error"]
+        if should_retry(instruction.retry, attempt, error["error_class"]):
+            delay = retry_delay(instruction.retry, attempt)
+            if delay <= self.settings.inline_retry_max_seconds:
+                self.clock.sleep(delay)
+                return None
+            retry_at = self.clock.now() + timedelta(seconds=delay)
+            cursor["retry_at"] = to_iso(retry_at)
+            self._commit()
+            return Park(self._earliest(retry_at))
+        detail = {"instruction": instruction.name, "attempts": attempt, **error}
+        if instruction.on_error:
+            self._enter(instruction.on_error, Trigger.ERROR, detail=detail)
+        else:
+            self._end(RunStatus.FAILED, Trigger.ERROR, {
+                "code": "instruction_failed", "message": f"instruction '{instruction.name}' "
+                f"in state '{state.name}' failed after {attempt} attempt(s): {error['message']}",
+                "instruction": instruction.name})
+        return None
+
+    def _exec_context(self, instruction: Instruction, attempt: int) -> instructions.ExecContext:
+        run = self.run
+        return instructions.ExecContext(
+            render=lambda value: expressions.render(value, self._context()),
+            timeout=instruction.timeout.total_seconds(),
+            idempotency_key=f"{run.id}:{run.entry}:{instruction.name}",
+            attempt=attempt,
+        )
+
+    def _record_attempt(
+        self, state: State, instruction: Instruction, attempt: int,
+        started: datetime, t0: float, error: EngineError | None,
+    ) -> None:
+        self.run.metrics["attempts"] = self.run.metrics.get("attempts", 0) + 1
+        if error is not None:
+            self.run.metrics["failures"] = self.run.metrics.get("failures", 0) + 1
+        self.pending_attempts.append(AttemptRecord(
+            state=state.name, entry=self.run.entry, instruction=instruction.name,
+            kind=instruction.kind, attempt=attempt, ok=error is None, started_at=started,
+            duration=time.monotonic() - t0,
+            error=self._redact(str(error)) if error else "",
+            error_class=getattr(error, "error_class", "error") if error else "",
+        ))
+
+    def _save_result(self, instruction: Instruction, result: Any) -> None:
+        run = self.run
+        if instruction.kind == "set":
+            for path, value in result.items():
+                run.data = set_path(run.data, path, self._redact(value))
+        elif instruction.save_as:
+            run.data = set_path(run.data, instruction.save_as, self._redact(result))
+
+    # ------------------------------------------------------------------ conditions
+
+    def _race(self, state: State) -> Park | None:
+        cursor = self.run.cursor
+        if "armed" not in cursor:
+            self._arm(state)
+            if self.run.status.finished:
+                return None
+        now = self.clock.now()
+        winner = self._first_fulfilled(state, now)
+        if winner is not None:
+            self._take(state, *winner)
+            return None
+        if self._timed_out(now):
+            self._timeout(state, polls=self._poll_records(state, "cancelled"))
+            return None
+        due = self._due_polls(state, now)
+        if due:
+            self._race_polls(state, due)
+            return None
+        self._commit(polls=self._poll_records(state, "polling"))
+        return Park(self._earliest(*self._condition_wakes(state)))
+
+    def _arm(self, state: State) -> None:
+        """Arm every outgoing condition; commit the subscriptions before any event check,
+        so an event sent after this commit always finds them (and wakes the run)."""
+        ctx, armed = self._check_context(), {}
+        try:
+            for index, transition in enumerate(state.transitions):
+                plugin = conditions.plugin_for(transition.condition_kind)
+                armed[str(index)] = plugin.arm(transition.condition, ctx)
+        except ExpressionError as exc:
+            self._condition_failed(state, exc, "arming")
+            return
+        self.run.cursor["armed"] = armed
+        subscriptions = self._subscriptions(state)
+        if subscriptions:
+            self.run.cursor["subscribed"] = True
+            self._commit(subscriptions=subscriptions)
+
+    def _subscriptions(self, state: State) -> list[Subscription]:
+        armed, found = self.run.cursor["armed"], []
+        for index, transition in enumerate(state.transitions):
+            plugin = conditions.plugin_for(transition.condition_kind)
+            subscription = plugin.subscription(transition.condition, armed[str(index)])
+            if subscription is not None:
+                found.append(subscription)
+        return found
+
+    def _first_fulfilled(
+        self, state: State, now: datetime
+    ) -> tuple[int, Transition, Fulfilment] | None:
+        """The condition fulfilled earliest (ties: the earlier-declared transition) among
+        those fulfilled no later than the state timeout."""
+        ctx, armed, best = self._check_context(now), self.run.cursor["armed"], None
+        timeout_at = from_iso(self.run.cursor.get("timeout_at"))
+        for index, transition in enumerate(state.transitions):
+            plugin = conditions.plugin_for(transition.condition_kind)
+            try:
+                found = plugin.check(transition.condition, armed[str(index)], ctx)
+            except ExpressionError as exc:
+                self._condition_failed(state, exc, "checking")
+                return None
+            if found is None or (timeout_at is not None and found.at > timeout_at):
+                continue
+            if best is None or found.at < best[2].at:
+                best = (index, transition, found)
+        return best
+
+    def _take(self, state: State, index: int, transition: Transition, found: Fulfilment) -> None:
+        for path, value in found.save:
+            self.run.data = set_path(self.run.data, path, self._redact(value))
+        self._enter(
+            transition.target, Trigger.CONDITION, transition=transition, index=index,
+            detail=found.detail, polls=self._poll_records(state, "cancelled", winner=index),
+            consumed_event=found.consumed_event,
+        )
+
+    def _timed_out(self, now: datetime) -> bool:
+        timeout_at = from_iso(self.run.cursor.get("timeout_at"))
+        return timeout_at is not None and now >= timeout_at
+
+    def _timeout(self, state: State, polls: Sequence[PollRecord]) -> None:
+        timeout = self.task.timeout_for(state)
+        detail = {"code": "state_timeout", "timeout_at": self.run.cursor.get("timeout_at"),
+                  "message": f"no transition out of state '{state.name}' within {timeout}"}
+        if state.on_timeout:
+            self._enter(state.on_timeout, Trigger.TIMEOUT, detail=detail, polls=polls)
+        else:
+            self._end(RunStatus.TIMED_OUT, Trigger.TIMEOUT, detail, polls=polls)
+
+    def _condition_failed(self, state: State, exc: EngineError, doing: str) -> None:
+        self._end(RunStatus.FAILED, Trigger.ERROR, {
+            "code": getattr(exc, "code", "condition_error"),
+            "message": f"{doing} the conditions of state '{state.name}' failed: {exc}"})
+
+    def _condition_wakes(self, state: State) -> list[datetime | None]:
+        armed = self.run.cursor["armed"]
+        wakes = [from_iso(self.run.cursor.get("timeout_at"))]
+        for index, transition in enumerate(state.transitions):
+            plugin = conditions.plugin_for(transition.condition_kind)
+            wakes.append(plugin.wake_at(transition.condition, armed[str(index)]))
+        return wakes
+
+    def _earliest(self, *moments: datetime | None) -> datetime | None:
+        candidates = [m for m in (*moments, self.run.deadline_at) if m is not None]
+        return min(candidates) if candidates else None
+
+    # ------------------------------------------------------------------ polls
+
+    def _due_polls(self, state: State, now: datetime) -> list[int]:
+        armed, poll = self.run.cursor["armed"], conditions.plugin_for("poll")
+        assert isinstance(poll, Poll)
+        return [
+            index for index, transition in enumerate(state.transitions)
+            if transition.condition_kind == "poll" and poll.due(armed[str(index)], now)
+        ]
+
+    def _race_polls(self, state: State, due: list[int]) -> None:
+        """Run the due poll attempts concurrently; the first fulfilled wins and the others
+        are abandoned (their results are discarded). Bounded by the state timeout."""
+        self.store.renew_lease(self.run)
+        poll = conditions.plugin_for("poll")
+        assert isinstance(poll, Poll)
+        futures: dict[Future[PollAttempt], int] = {
+            self.runner.pool.submit(poll.attempt, self._poll_executor(state, i), self.clock.now):
+            i for i in due
+        }
+        exhausted: list[int] = []
+        while futures:
+            done, _ = wait(futures, timeout=self._seconds_left(), return_when=FIRST_COMPLETED)
+            if not done:
+                break  # the state timed out with attempts in flight: abandon them
+            for future in sorted(done, key=futures.__getitem__):
+                index = futures.pop(future)
+                settled = self._settle(state, poll, index, future.result())
+                if settled is not None and settled.fulfilment is not None:
+                    self._take(state, index, state.transitions[index], settled.fulfilment)
+                    return
+                if settled is not None and settled.exhausted:
+                    exhausted.append(index)
+        if exhausted and not self.run.status.finished:
+            self._poll_exhausted(state, exhausted[0])
+
+    def _settle(self, state: State, poll: Poll, index: int, attempt: PollAttempt) -> Any:
+        armed = self.run.cursor["armed"]
+        try:
+            settled = poll.settle(state.transitions[index].condition, armed[str(index)],
+                                  attempt, self._check_context())
+        except ExpressionError as exc:
+            self._condition_failed(state, exc, "checking")
+            return None
+        armed[str(index)] = self._redact(settled.armed)
+        return settled
+
+    def _poll_exhausted(self, state: State, index: int) -> None:
+        transition = state.transitions[index]
+        condition = transition.condition
+        assert isinstance(condition, PollCondition)
+        armed = self.run.cursor["armed"][str(index)]
+        detail = {"code": "poll_exhausted", "transition": index, "attempts": armed["attempts"],
+                  "last_error": armed["last_error"],
+                  "message": f"poll for '{transition.target}' in state '{state.name}' gave up "
+                  f"after {armed['attempts']} attempt(s)"}
+        polls = self._poll_records(state, "cancelled", winner=index, winner_outcome="exhausted")
+        if condition.on_error:
+            self._enter(condition.on_error, Trigger.ERROR, detail=detail, polls=polls)
+        else:
+            self._end(RunStatus.FAILED, Trigger.ERROR, detail, polls=polls)
+
+    def _poll_executor(self, state: State, index: int) -> Any:
+        condition = state.transitions[index].condition
+        assert isinstance(condition, PollCondition)
+        attempt = self.run.cursor["armed"][str(index)]["attempts"] + 1
+        ctx = self._exec_context(condition.instruction, attempt)
+        ctx = instructions.ExecContext(
+            render=ctx.render, timeout=ctx.timeout, attempt=attempt,
+            idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}",
+        )
+        return lambda: instructions.execute(condition.instruction, ctx)
+
+    def _seconds_left(self) -> float | None:
+        limit = self._earliest(from_iso(self.run.cursor.get("timeout_at")))
+        if limit is None:
+            return None
+        return max((limit - self.clock.now()).total_seconds(), 0.0)
+
+    def _poll_records(
+        self, state: State, others: str, winner: int | None = None,
+        winner_outcome: str = "fulfilled",
+    ) -> list[PollRecord]:
+        """One aggregated record per poll of this state entry that made any attempt."""
+        armed, records = self.run.cursor.get("armed", {}), []
+        for index, transition in enumerate(state.transitions):
+            mine = armed.get(str(index))
+            if transition.condition_kind != "poll" or not mine or not mine["attempts"]:
+                continue
+            outcome = winner_outcome if index == winner else others
+            records.append(PollRecord(
+                state=state.name, entry=self.run.entry, transition_index=index,
+                target=transition.target, attempts=mine["attempts"],
+                first_at=from_iso(mine["first_at"]), last_at=from_iso(mine["last_at"]),
+                outcome=outcome, last_result=mine["last_result"], last_error=mine["last_error"],
+            ))
+        return records
+
+    # ------------------------------------------------------------------ context
+
+    def _context(self, **extra: Any) -> dict[str, Any]:
+        run = self.run
+        return expressions.build_context(
+            input=run.input, data=run.data, secrets=self.secrets,
+            run={"id": run.id, "task": self.task.name, "version": self.task.version,
+                 "state": run.state, "entry": run.entry},
+            now=self.clock.now(), **extra,
+        )
+
+    def _check_context(self, now: datetime | None = None) -> CheckContext:
+        run = self.run
+        entered = run.state_entered_at or self.clock.now()
+        return CheckContext(
+            run=run, now=now or self.clock.now(), entered_at=entered,
+            render=lambda value, **extra: expressions.render(value, self._context(**extra)),
+            evaluate=lambda text, **extra: expressions.evaluate(text, self._context(**extra)),
+            events=lambda sub: self.store.events_for(run, sub),
+        )
+
+    def _redact(self, value: Any) -> Any:
+        used = self.secrets.used_values
+        return expressions.redact(value, used) if used else value
+
+    def _log_transition(self, record: TransitionRecord) -> None:
+        run = self.run
+        log.info(
+            "run.transition run=%s task=%s version=%s from=%s to=%s trigger=%s condition=%s "
+            "time_in_state=%.3f", run.id, self.task.name, self.task.version, record.from_state,
+            record.to_state, record.trigger, record.condition_kind or "-", record.time_in_state,
+        )
+        if run.status.finished:
+            metrics = run.metrics
+            log.info(
+                "run.finished run=%s task=%s version=%s status=%s state=%s duration=%.3f "
+                "transitions=%s attempts=%s failures=%s", run.id, self.task.name,
+                self.task.version, run.status, run.state, metrics.get("duration", 0.0),
+                metrics.get("transitions", 0), metrics.get("attempts", 0),
+                metrics.get("failures", 0),
+            )
+
+
+# ---------------------------------------------------------------------- control
+
+
+def prepare_redrive(run: RunSnapshot, target: str, now: datetime) -> TransitionRecord:
+    """Put a failed, timed-out or cancelled run back into ``target`` (re-running its
+    instructions), keeping its data. Returns the transition to commit with it.
+
+    Raises:
+        KeyError: ``target`` is not a state of the run's definition.
+    """
+    state = run.task.state(target)
+    record = TransitionRecord(
+        from_state=run.state, to_state=target, trigger=Trigger.REDRIVE, at=now,
+        detail={"previous_status": str(run.status), "previous_error": run.error},
+        entry=run.entry + 1,
+    )
+    run.state, run.entry, run.state_entered_at = target, run.entry + 1, now
+    run.status, run.error, run.finished_at = RunStatus.RUNNING, None, None
+    timeout = run.task.timeout_for(state)
+    run.cursor = {"phase": "instructions", "index": 0, "attempt": 0, "retry_at": None,
+                  "timeout_at": to_iso(now + timeout) if timeout is not None else None}
+    run.metrics["redrives"] = run.metrics.get("redrives", 0) + 1
+    return record

@@ -1,0 +1,49 @@
+"""The port through which the runner persists a run: implemented by ``taskapp`` on Django's
+ORM, and by an in-memory fake in engine tests. The runner never writes anything else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from engine.runs import (
+    AttemptRecord,
+    EventRecord,
+    PollRecord,
+    RunSnapshot,
+    Subscription,
+    TransitionRecord,
+)
+
+
+class RunStore(Protocol):
+    def commit(
+        self,
+        run: RunSnapshot,
+        *,
+        transition: TransitionRecord | None = None,
+        attempts: Sequence[AttemptRecord] = (),
+        polls: Sequence[PollRecord] = (),
+        subscriptions: Sequence[Subscription] | None = None,
+        consumed_event: str | None = None,
+    ) -> None:
+        """Write the run's new fields and its records in one transaction, guarded by the
+        lease taken when the step began.
+
+        ``subscriptions`` ``None`` leaves them as they are; a sequence replaces them.
+
+        Raises:
+            LeaseLost: the run was taken over by another worker; nothing was written.
+        """
+
+    def renew_lease(self, run: RunSnapshot) -> None:
+        """Extend this worker's lease before work that may take a while.
+
+        Raises:
+            LeaseLost: the lease expired and another worker owns the run.
+        """
+
+    def events_for(self, run: RunSnapshot, subscription: Subscription) -> Sequence[EventRecord]:
+        """Unexpired events this run has not consumed that match ``subscription``: addressed
+        to the run, or carrying its correlation value; oldest first. An event may predate
+        the run (it was buffered until someone subscribed)."""
