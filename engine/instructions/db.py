@@ -181,6 +181,8 @@ class _Postgres(_Database):
     def _classify(self, exc: Exception) -> InstructionError:
         if isinstance(exc, psycopg2.errors.QueryCanceled):
             return self._fail("timeout", "statement timed out", exc)
+        if self.conn is None and "authentication failed" in str(exc):
+            return self._fail("error", "the database refused the credentials", exc)
         lost = self.conn is None or self.conn.closed
         if isinstance(exc, psycopg2.InterfaceError | psycopg2.OperationalError) and lost:
             return self._fail("connection", "cannot reach the database", exc)

@@ -219,19 +219,19 @@ def _result(response: requests.Response, body: bytes, truncated: bool) -> dict[s
     result: dict[str, Any] = {
         "status": response.status_code,
         "headers": headers,
-        "body": _parse_body(body, headers.get("content-type"), response.encoding, truncated),
+        "body": _parse_body(body, headers.get("content-type"), truncated),
     }
     if truncated:
         result["truncated"] = True
     return result
 
 
-def _parse_body(body: bytes, content_type: str | None, encoding: str | None, cut: bool) -> Any:
+def _parse_body(body: bytes, content_type: str | None, cut: bool) -> Any:
     """JSON when the content type says so (or is missing and the body parses), else text.
 
     A truncated body is always text: half a JSON document is not JSON.
     """
-    text = body.decode(encoding or "utf-8", errors="replace")
+    text = _decode(body, content_type)
     if cut or not text:
         return text
     if content_type is None or _is_json_type(content_type):
@@ -240,6 +240,23 @@ def _parse_body(body: bytes, content_type: str | None, encoding: str | None, cut
         except ValueError:
             return text
     return text
+
+
+def _decode(body: bytes, content_type: str | None) -> str:
+    """The body as text in its declared charset, else UTF-8.
+
+    Not ``requests``' ``Response.encoding``: it falls back to ISO-8859-1 for ``text/*``
+    without a charset (RFC 2616; RFC 7231 dropped that default), which garbles UTF-8.
+    """
+    charset = "utf-8"
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    try:
+        return body.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
 
 
 def _is_json_type(content_type: str) -> bool:

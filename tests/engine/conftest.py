@@ -57,7 +57,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.reply_json(200, {"ok": True, "items": [1, 2]})
 
     def route_text(self, arg: str) -> None:
-        self.reply(200, "héllo".encode(), "text/plain; charset=utf-8")
+        """UTF-8 text; ``/text/latin1`` in ISO-8859-1, ``/text/nocharset`` undeclared UTF-8."""
+        types = {"latin1": "text/plain; charset=ISO-8859-1", "nocharset": "text/plain"}
+        encoding = "latin-1" if arg == "latin1" else "utf-8"
+        self.reply(200, "héllo".encode(encoding), types.get(arg, "text/plain; charset=utf-8"))
 
     def route_bare(self, arg: str) -> None:
         """JSON without a Content-Type, or text (``/bare/text``) without one."""

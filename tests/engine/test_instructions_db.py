@@ -184,3 +184,11 @@ def test_unsupported_scheme_is_an_error():
 )
 def test_to_json_converts_database_types(value, expected):
     assert db.to_json(value) == expected
+
+
+def test_a_forked_child_does_not_reuse_the_parents_connections(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    run(url, "SELECT 1")
+    assert url in db._connections()
+    monkeypatch.setattr(db.os, "getpid", lambda: -1)
+    assert db._connections() == {}

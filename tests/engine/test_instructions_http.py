@@ -36,8 +36,9 @@ def test_json_response_is_parsed_with_status_and_lowercase_headers(http_server, 
     json.dumps(result)  # what is saved into the run must serialise
 
 
-def test_text_response_is_decoded_with_its_charset(http_server, ctx):
-    assert run(HttpSpec(url=http_server.url("text")), ctx)["body"] == "héllo"
+@pytest.mark.parametrize("route", ["text", "text/latin1", "text/nocharset"])
+def test_text_response_is_decoded_with_its_charset_else_utf8(http_server, ctx, route):
+    assert run(HttpSpec(url=http_server.url(route)), ctx)["body"] == "héllo"
 
 
 def test_body_without_content_type_is_json_when_it_parses(http_server, ctx):
