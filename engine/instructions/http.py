@@ -101,8 +101,10 @@ class Exchange:
 def send(request: HttpRequest, ctx: ExecContext) -> Exchange:
     """Send ``request`` once and read its response, whatever the status.
 
-    Adds ``Idempotency-Key: ctx.idempotency_key`` unless the request has one. The whole attempt
-    (connect, headers, body) must finish within ``ctx.timeout`` seconds.
+    Adds ``Idempotency-Key: ctx.idempotency_key`` unless the request has one. Connecting and
+    each socket read are bounded by ``ctx.timeout`` seconds, and reading the body stops once
+    ``ctx.timeout`` has passed since the start, so a slow server costs at most about twice the
+    timeout (connect, then the wait for the headers), never an unbounded trickle.
 
     Returns:
         The URL sent, and the result ``{"status", "headers", "body", "elapsed_ms"}`` plus
