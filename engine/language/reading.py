@@ -42,6 +42,9 @@ class Reader:
     def __init__(self, source: str):
         self.source = source
         self.problems: list[Problem] = []
+        # (mapping mark, key) pairs already suggested for a misspelt key: a required key that
+        # is missing because it was misspelt is reported once, as the misspelling.
+        self._suggested: set[tuple[Mark, str]] = set()
 
     def error(self, mark: Mark, path: str, message: str, severity: str = "error") -> None:
         self.problems.append(Problem(self.source, mark.line, mark.column, path, message, severity))
@@ -62,6 +65,8 @@ class Reader:
         self, node: Node, key: str, path: str, allowed: frozenset[str], what: str
     ) -> None:
         close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+        if close:
+            self._suggested.add((node.mark, close[0]))
         hint = (
             f"did you mean '{close[0]}'?"
             if close
@@ -74,7 +79,8 @@ class Reader:
     ) -> Node | None:
         """``fields[key]``, reporting at the mapping when it is missing."""
         if key not in fields:
-            self.error(parent.mark, path, f"missing required key '{key}' in {what}")
+            if (parent.mark, key) not in self._suggested:
+                self.error(parent.mark, path, f"missing required key '{key}' in {what}")
             return None
         return fields[key]
 

@@ -150,6 +150,9 @@ def _problem(source: str, line: int, column: int, path: str, message: str) -> Pr
     return Problem(source=source, line=line, column=column, path=path, message=message)
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class _Converter:
     """Turns composed PyYAML nodes into ``Node`` values, collecting problems as it goes."""
 
@@ -163,6 +166,11 @@ class _Converter:
         return Mark(self.source, start.line + 1, start.column + 1)
 
     def convert(self, yaml_node: yaml.Node, path: str) -> Node:
+        if yaml_node.tag not in _PLAIN_TAGS and not isinstance(yaml_node, yaml.ScalarNode):
+            mark = self.mark(yaml_node)
+            message = f"unsupported YAML: the tag '{yaml_node.tag}' is not allowed"
+            self.problems.append(_problem(self.source, mark.line, mark.column, path, message))
+            return Node(None, mark)
         if isinstance(yaml_node, yaml.MappingNode):
             return self._mapping(yaml_node, path)
         if isinstance(yaml_node, yaml.SequenceNode):
