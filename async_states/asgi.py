@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, websockets through the dashboard's routing."""
+"""ASGI entry point (daphne): HTTP through Django, websockets through the dashboard."""
 
 import os
 

@@ -115,8 +115,10 @@ def _database() -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         db["CONN_MAX_AGE"] = None
-    test_name = os.environ.get("TEST_DATABASE_NAME")
-    if test_name:
+        # A file, not Django's in-memory default: end-to-end tests start cluster processes
+        # that must see the test database.
+        db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    if test_name := os.environ.get("TEST_DATABASE_NAME"):
         db["TEST"] = {"NAME": test_name}
     return db
 

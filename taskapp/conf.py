@@ -1,0 +1,63 @@
+"""The engine's settings, read lazily from ``settings.ASYNC_STATES`` and reloaded when a test
+overrides them (DRF's ``api_settings`` pattern)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from engine.clock import Clock, SystemClock
+from engine.runner import EngineSettings
+
+DEFAULTS: dict[str, Any] = {
+    "LEASE_SECONDS": 60.0,
+    "TICK_SECONDS": 0.05,
+    "REDISPATCH_SECONDS": 30.0,
+    "SECRETS_PREFIX": "ASYNC_STATES_SECRET_",
+    "EVENT_TTL_SECONDS": 86400.0,
+    "STEP_MAX_TRANSITIONS": 200,
+    "STEP_MAX_SECONDS": 30.0,
+    "CONDITION_THREADS": 8,
+    "INLINE_RETRY_MAX_SECONDS": 1.0,
+    "TASKDEFS_DIR": "taskdefs",
+    # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs
+    # by calling the services themselves).
+    "DISPATCH": "queue",
+}
+
+
+class _Conf:
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+        self.clock: Clock = SystemClock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(name)
+        if self._cache is None:
+            self._cache = {**DEFAULTS, **getattr(settings, "ASYNC_STATES", {})}
+        return self._cache[name]
+
+    def reload(self) -> None:
+        self._cache = None
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            step_max_transitions=int(self.STEP_MAX_TRANSITIONS),
+            step_max_seconds=float(self.STEP_MAX_SECONDS),
+            inline_retry_max_seconds=float(self.INLINE_RETRY_MAX_SECONDS),
+            secrets_prefix=self.SECRETS_PREFIX,
+        )
+
+
+conf = _Conf()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "ASYNC_STATES":
+        conf.reload()
+
+
+setting_changed.connect(_reload)

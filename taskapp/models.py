@@ -1,0 +1,216 @@
+"""The durable state of Async States: definitions, runs and their append-only history.
+
+Only ``taskapp.services`` writes these rows (``taskapp.store`` on its behalf for the engine);
+``taskapp.selectors`` reads them. Indexes follow what the API and the engine query:
+runs by task/status/state/time, due wake-ups, and events by correlation.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from engine.runs import RunStatus
+
+
+class TaskDefinition(models.Model):
+    """One immutable version of a task, as loaded from YAML."""
+
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    description = models.TextField(blank=True)
+    source = models.TextField(help_text="The YAML exactly as loaded.")
+    source_path = models.CharField(max_length=500, blank=True)
+    checksum = models.CharField(max_length=64, help_text="sha256 of the source text.")
+    definition = models.JSONField(help_text="The parsed definition (engine's task_to_dict).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="taskdef_name_version")
+        ]
+        ordering = ["name", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class Run(models.Model):
+    """One execution of a task definition, pinned to the version it started with."""
+
+    Status = models.TextChoices("Status", [(s.value, s.value) for s in RunStatus])
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    definition = models.ForeignKey(TaskDefinition, on_delete=models.PROTECT, related_name="runs")
+    task_name = models.CharField(max_length=200)
+    task_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default="pending")
+    state = models.CharField(max_length=200, blank=True, default="")
+    state_entered_at = models.DateTimeField(null=True, blank=True)
+    entry = models.PositiveIntegerField(default=0, help_text="How many states the run entered.")
+    input = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    cursor = models.JSONField(default=dict, blank=True, help_text="Engine progress in state.")
+    error = models.JSONField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    start_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Scheduling and exclusion: the next time anyone should look at the run; the worker
+    # holding it and until when; a version bumped by every committed change (compare and
+    # swap); a counter bumped by every event or control request, checked on release.
+    wake_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveBigIntegerField(default=0)
+    signal = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task_name", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="run_idempotency_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["task_name", "status", "-created_at"], name="run_task_status"),
+            models.Index(fields=["status", "state", "state_entered_at"], name="run_status_state"),
+            models.Index(fields=["-created_at"], name="run_created"),
+            models.Index(fields=["-updated_at"], name="run_updated"),
+            models.Index(fields=["status", "finished_at"], name="run_finished"),
+            models.Index(
+                fields=["wake_at"], name="run_wake", condition=Q(wake_at__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} v{self.task_version} · {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return RunStatus(self.status).finished
+
+
+class Transition(models.Model):
+    """One append-only history row: the run moved (or ended). Never updated."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions")
+    seq = models.PositiveIntegerField(help_text="Order within the run, from 1.")
+    from_state = models.CharField(max_length=200, blank=True, default="")
+    to_state = models.CharField(max_length=200, blank=True, default="")
+    trigger = models.CharField(max_length=16)
+    condition_kind = models.CharField(max_length=16, blank=True, default="")
+    transition_index = models.IntegerField(null=True, blank=True)
+    entry = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField()
+    time_in_state = models.FloatField(default=0.0, help_text="Seconds spent in from_state.")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="transition_run_seq")]
+        indexes = [models.Index(fields=["-at"], name="transition_at")]
+
+    def __str__(self) -> str:
+        return f"{self.from_state or '∅'} → {self.to_state or '∅'}"
+
+
+class InstructionAttempt(models.Model):
+    """One attempt of one instruction of one state entry."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    state = models.CharField(max_length=200)
+    entry = models.PositiveIntegerField()
+    instruction = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16)
+    attempt = models.PositiveIntegerField()
+    ok = models.BooleanField()
+    started_at = models.DateTimeField()
+    duration = models.FloatField(help_text="Seconds.")
+    error = models.TextField(blank=True, default="")
+    error_class = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "started_at", "id"]
+
+
+class PollRecord(models.Model):
+    """All attempts of one poll condition in one state entry, aggregated into one row."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="polls")
+    state = models.CharField(max_length=200)
+    entry = models.PositiveIntegerField()
+    transition_index = models.PositiveIntegerField()
+    target = models.CharField(max_length=200)
+    attempts = models.PositiveIntegerField()
+    first_at = models.DateTimeField(null=True, blank=True)
+    last_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16)
+    last_result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "entry", "transition_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "entry", "transition_index"], name="poll_run_entry_transition"
+            )
+        ]
+
+
+class Event(models.Model):
+    """An event sent to the engine: addressed to one run, or carrying a correlation value.
+
+    Kept until it expires (and, for an addressed event, until its run ends), so a run that
+    reaches its subscribing state later still gets it. ``key`` deduplicates: an event whose
+    key was already seen is ignored.
+    """
+
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    correlation = models.CharField(max_length=500, null=True, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            models.Index(fields=["name", "correlation", "received_at"], name="event_corr"),
+            models.Index(fields=["expires_at"], name="event_expires"),
+        ]
+
+
+class EventConsumption(models.Model):
+    """Which run took which event (each run takes an event at most once)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="consumptions")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="consumed_events")
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "run"], name="event_consumed_once")
+        ]
+
+
+class Subscription(models.Model):
+    """A run, in its current state, waits for events of this name (and correlation)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="subscriptions")
+    name = models.CharField(max_length=200)
+    correlation = models.CharField(max_length=500, null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "correlation"], name="subscription_lookup")]

@@ -1,0 +1,23 @@
+"""The only writers of TaskDefinition, Run, Transition and their companions.
+
+Views, serializers, admin actions, commands, django-q2 tasks and consumers call these.
+"""
+
+from taskapp.services.definitions import DefinitionConflict, LoadResult, definition_load
+from taskapp.services.errors import (
+    InputInvalid,
+    RunConflict,
+    RunNotActive,
+    RunNotFound,
+    ServiceError,
+    TaskNotFound,
+)
+from taskapp.services.events import event_send
+from taskapp.services.runs import run_advance, run_cancel, run_redrive, run_start
+from taskapp.services.wakeups import wakeups_fire
+
+__all__ = [
+    "DefinitionConflict", "InputInvalid", "LoadResult", "RunConflict", "RunNotActive",
+    "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send",
+    "run_advance", "run_cancel", "run_redrive", "run_start", "wakeups_fire",
+]

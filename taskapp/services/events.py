@@ -1,0 +1,87 @@
+"""Sending events to runs: addressed by run id, or by name and correlation value."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from engine.runs import ACTIVE
+from taskapp import dispatch, models
+from taskapp.conf import conf
+from taskapp.services.errors import RunConflict, RunNotFound
+
+_ACTIVE = [str(s) for s in ACTIVE]
+
+
+def event_send(
+    *,
+    name: str,
+    payload: Any = None,
+    key: str | None = None,
+    run_id: object = None,
+    correlation: str | None = None,
+    ttl: float | None = None,
+) -> tuple[models.Event, bool]:
+    """Record an event and wake the runs it concerns.
+
+    The event is kept until its TTL passes (and an addressed event until its run ends), so
+    a run that reaches its subscribing state later still receives it. An event whose
+    ``key`` was seen before is ignored: the first one is returned with ``False``.
+
+    The event is committed *before* subscribers are looked up: a run that arms its
+    subscription concurrently either sees the event when it checks, or is found here and
+    signalled, never neither.
+
+    Raises:
+        RunNotFound: ``run_id`` names no run. RunConflict: that run has finished.
+    """
+    if key and (seen := models.Event.objects.filter(key=key).first()):
+        return seen, False
+    run = _addressed_run(run_id)
+    now = conf.clock.now()
+    lifetime = timedelta(seconds=ttl if ttl is not None else conf.EVENT_TTL_SECONDS)
+    try:
+        with transaction.atomic():
+            event = models.Event.objects.create(
+                name=name, key=key or None, run=run, payload=payload if payload is not None
+                else {}, correlation=None if correlation is None else str(correlation),
+                received_at=now, expires_at=now + lifetime,
+            )
+    except IntegrityError:
+        if key:
+            return models.Event.objects.get(key=key), False
+        raise
+    _wake_subscribers(event)
+    return event, True
+
+
+def _addressed_run(run_id: object) -> models.Run | None:
+    if run_id is None:
+        return None
+    run = models.Run.objects.filter(id=run_id).first()
+    if run is None:
+        raise RunNotFound(run_id)
+    if run.status not in _ACTIVE:
+        raise RunConflict(run.id, run.status, "send an event to", _ACTIVE)
+    return run
+
+
+def _wake_subscribers(event: models.Event) -> None:
+    if event.run_id is not None:
+        run_ids = [event.run_id]
+    else:
+        run_ids = list(
+            models.Subscription.objects.filter(name=event.name, correlation=event.correlation)
+            .values_list("run_id", flat=True).distinct()
+        )
+    if not run_ids:
+        return
+    with transaction.atomic():
+        models.Run.objects.filter(id__in=run_ids, status__in=_ACTIVE).update(
+            signal=F("signal") + 1, wake_at=conf.clock.now()
+        )
+        for run_id in run_ids:
+            dispatch.advance_later(run_id)

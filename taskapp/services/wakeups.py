@@ -1,0 +1,53 @@
+"""Firing due wake-ups: the engine's own timer, since django-q2 has no delayed tasks and its
+scheduler wakes only about twice a minute.
+
+Every cluster process runs a timer thread calling ``wakeups_fire``; several of them on
+several hosts share the work: on PostgreSQL each takes due rows with ``SKIP LOCKED``, on
+SQLite writes are serialised anyway. A fired wake-up is pushed ``REDISPATCH_SECONDS`` into
+the future rather than cleared, so if the dispatched task is lost (the Redis broker is
+at-most-once, a cluster may die) the run is fired again; a step that claims the run sets its
+real next wake-up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from taskapp import dispatch, models
+from taskapp.conf import conf
+
+
+def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Dispatch every run whose wake-up is due (at most ``limit``); returns their ids."""
+    now = now or conf.clock.now()
+    later = now + timedelta(seconds=conf.REDISPATCH_SECONDS)
+    # A plain read first: on SQLite every atomic block takes the write lock (IMMEDIATE
+    # mode), and the timer polls many times a second while mostly nothing is due.
+    if not models.Run.objects.filter(wake_at__lte=now).exists():
+        return []
+    with transaction.atomic():
+        due = (
+            models.Run.objects.select_for_update(skip_locked=True)
+            .filter(wake_at__lte=now)
+            .order_by("wake_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        ids = list(due)
+        if ids:
+            models.Run.objects.filter(id__in=ids, wake_at__lte=now).update(wake_at=later)
+            for run_id in ids:
+                dispatch.advance_later(run_id)
+    return [str(i) for i in ids]
+
+
+def next_wakeup() -> datetime | None:
+    """The earliest pending wake-up, to let the timer sleep until then."""
+    row = (
+        models.Run.objects.filter(wake_at__isnull=False)
+        .order_by("wake_at")
+        .values_list("wake_at", flat=True)
+        .first()
+    )
+    return row

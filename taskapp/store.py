@@ -1,0 +1,198 @@
+"""``RunStore`` on Django's ORM: how the engine's decisions become rows.
+
+Every write is guarded by the lease this worker took (``lease_owner``) and the run's
+``version`` (compare and swap): zero rows updated means another worker owns the run now,
+and ``LeaseLost`` stops the step before it writes anything else. A run's new fields and its
+history rows are committed in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import lru_cache
+
+from django.db import transaction
+from django.db.models import Max, Q
+
+from engine.errors import LeaseLost
+from engine.language import task_from_dict
+from engine.language.model import TaskDef
+from engine.runs import (
+    AttemptRecord,
+    EventRecord,
+    PollRecord,
+    RunSnapshot,
+    RunStatus,
+    Subscription,
+    TransitionRecord,
+)
+from taskapp import models
+from taskapp.conf import conf
+
+
+@lru_cache(maxsize=512)
+def definition_of(definition_id: int) -> TaskDef:
+    """The parsed definition of a stored version (immutable, so cached per process)."""
+    row = models.TaskDefinition.objects.only("definition").get(pk=definition_id)
+    return task_from_dict(row.definition)
+
+
+def snapshot_of(run: models.Run) -> RunSnapshot:
+    return RunSnapshot(
+        id=str(run.id),
+        task=definition_of(run.definition_id),
+        status=RunStatus(run.status),
+        state=run.state or None,
+        entry=run.entry,
+        state_entered_at=run.state_entered_at,
+        input=run.input,
+        data=run.data,
+        cursor=run.cursor,
+        created_at=run.created_at,
+        deadline_at=run.deadline_at,
+        cancel_requested=run.cancel_requested,
+        error=run.error,
+        metrics=run.metrics,
+        finished_at=run.finished_at,
+    )
+
+
+def run_fields(run: RunSnapshot) -> dict[str, object]:
+    """The columns a commit writes from a snapshot."""
+    return {
+        "status": str(run.status),
+        "state": run.state or "",
+        "entry": run.entry,
+        "state_entered_at": run.state_entered_at,
+        "data": run.data,
+        "cursor": run.cursor,
+        "error": run.error,
+        "metrics": run.metrics,
+        "finished_at": run.finished_at,
+    }
+
+
+class DjangoRunStore:
+    """The store for one claimed run, held by ``owner`` at ``version``."""
+
+    def __init__(self, *, owner: str, version: int, signal: int):
+        self.owner = owner
+        self.version = version
+        self.signal = signal
+        self._seq: int | None = None
+
+    def _guarded(self, run_id: str) -> models.QuerySet:
+        return models.Run.objects.filter(id=run_id, lease_owner=self.owner, version=self.version)
+
+    def commit(
+        self,
+        run: RunSnapshot,
+        *,
+        transition: TransitionRecord | None = None,
+        attempts: Sequence[AttemptRecord] = (),
+        polls: Sequence[PollRecord] = (),
+        subscriptions: Sequence[Subscription] | None = None,
+        consumed_event: str | None = None,
+    ) -> None:
+        with transaction.atomic():
+            updated = self._guarded(run.id).update(version=self.version + 1, **run_fields(run))
+            if not updated:
+                raise LeaseLost(run.id)
+            self.version += 1
+            if transition is not None:
+                self._add_transition(run.id, transition)
+            if attempts:
+                models.InstructionAttempt.objects.bulk_create(
+                    [_attempt_row(run.id, a) for a in attempts]
+                )
+            for poll in polls:
+                _save_poll(run.id, poll)
+            if subscriptions is not None:
+                _replace_subscriptions(run.id, subscriptions)
+            if consumed_event is not None:
+                models.EventConsumption.objects.create(
+                    event_id=int(consumed_event), run_id=run.id, at=transition.at
+                    if transition else conf.clock.now()
+                )
+
+    def _add_transition(self, run_id: str, record: TransitionRecord) -> None:
+        if self._seq is None:
+            last = models.Transition.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"]
+            self._seq = last or 0
+        self._seq += 1
+        models.Transition.objects.create(
+            run_id=run_id, seq=self._seq, from_state=record.from_state or "",
+            to_state=record.to_state or "", trigger=str(record.trigger),
+            condition_kind=record.condition_kind, transition_index=record.transition_index,
+            entry=record.entry, at=record.at, time_in_state=record.time_in_state,
+            detail=record.detail,
+        )
+
+    def renew_lease(self, run: RunSnapshot) -> None:
+        expires = conf.clock.now() + timedelta(seconds=conf.LEASE_SECONDS)
+        if not self._guarded(run.id).update(lease_expires_at=expires, wake_at=expires):
+            raise LeaseLost(run.id)
+
+    def events_for(self, run: RunSnapshot, subscription: Subscription) -> Sequence[EventRecord]:
+        addressed = Q(run_id=run.id)
+        if subscription.correlation is not None:
+            addressed |= Q(run__isnull=True, correlation=subscription.correlation)
+        rows = (
+            models.Event.objects.filter(addressed, name=subscription.event,
+                                        expires_at__gt=conf.clock.now())
+            .exclude(consumptions__run_id=run.id)
+            .order_by("received_at", "id")[:100]
+        )
+        return [
+            EventRecord(id=str(e.id), name=e.name, payload=e.payload, received_at=e.received_at,
+                        key=e.key, correlation=e.correlation)
+            for e in rows
+        ]
+
+    def release(self, run: RunSnapshot, wake_at: object) -> bool:
+        """Give the run back. False when an event or a control request arrived during the
+        step (its ``signal`` moved): the caller must look at the run again before leaving.
+
+        Raises:
+            LeaseLost: the lease was lost; someone else owns the run.
+        """
+        fields = {"lease_owner": "", "lease_expires_at": None, "wake_at": wake_at}
+        if not run.status.finished:
+            fields["status"] = str(RunStatus.WAITING)
+        if self._guarded(run.id).filter(signal=self.signal).update(**fields):
+            return True
+        current = models.Run.objects.filter(id=run.id).values("lease_owner", "version").first()
+        if not current or current["lease_owner"] != self.owner or current[
+            "version"
+        ] != self.version:
+            raise LeaseLost(run.id)
+        return False
+
+
+def _attempt_row(run_id: str, a: AttemptRecord) -> models.InstructionAttempt:
+    return models.InstructionAttempt(
+        run_id=run_id, state=a.state, entry=a.entry, instruction=a.instruction, kind=a.kind,
+        attempt=a.attempt, ok=a.ok, started_at=a.started_at, duration=a.duration,
+        error=a.error, error_class=a.error_class,
+    )
+
+
+def _save_poll(run_id: str, poll: PollRecord) -> None:
+    models.PollRecord.objects.update_or_create(
+        run_id=run_id, entry=poll.entry, transition_index=poll.transition_index,
+        defaults={
+            "state": poll.state, "target": poll.target, "attempts": poll.attempts,
+            "first_at": poll.first_at, "last_at": poll.last_at, "outcome": poll.outcome,
+            "last_result": poll.last_result, "last_error": poll.last_error,
+        },
+    )
+
+
+def _replace_subscriptions(run_id: str, subscriptions: Sequence[Subscription]) -> None:
+    models.Subscription.objects.filter(run_id=run_id).delete()
+    if subscriptions:
+        models.Subscription.objects.bulk_create([
+            models.Subscription(run_id=run_id, name=s.event, correlation=s.correlation)
+            for s in subscriptions
+        ])
