@@ -203,22 +203,18 @@ class Reader:
         )
 
     def _template_ok(self, node: Node, path: str, text: str) -> bool:
-        if not is_template(text):
-            return True
-        try:
-            check_template(text)
-        except ExpressionError as exc:
-            self.error(node.mark, path, f"template {text!r} does not parse: {exc.reason}")
-            return False
-        return True
+        return not is_template(text) or self._parses(node, path, text, check_template, "template")
 
     def predicate(self, node: Node, path: str, what: str) -> str | None:
         text = self.string(node, path, what)
-        if text is None:
-            return None
-        try:
-            check_predicate(text)
-        except ExpressionError as exc:
-            self.error(node.mark, path, f"{what} {text!r} does not parse: {exc.reason}")
+        if text is None or not self._parses(node, path, text, check_predicate, what):
             return None
         return text
+
+    def _parses(self, node: Node, path: str, text: str, check: Any, what: str) -> bool:
+        try:
+            check(text)
+        except ExpressionError as exc:
+            self.error(node.mark, path, f"{what} {text!r} does not parse: {exc.reason}")
+            return False
+        return True
