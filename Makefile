@@ -1,0 +1,42 @@
+# Async States: `make run` starts everything on this machine, `make test` runs the suite.
+# Only Python 3.11 and PyPI are needed; the virtualenv is made and kept up to date here.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Touched after each install: pip runs again only when pyproject.toml is newer.
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint check clean distclean venv
+
+run: $(STAMP)
+	@scripts/run.sh
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+check: $(STAMP)
+	@$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py loadtasks --check
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "Installing dependencies (pyproject.toml is newer than the last install)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# Caches only; the database and secret key in var/ and the virtualenv stay.
+clean:
+	rm -rf .pytest_cache .ruff_cache var/static *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+# Everything `make run` made: the virtualenv, the database, the secret key.
+distclean: clean
+	rm -rf $(VENV) var
