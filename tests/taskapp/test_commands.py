@@ -1,0 +1,247 @@
+"""The management commands: what they print, what they store, how they exit."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from taskapp import models
+from taskapp.services import run_advance
+
+pytestmark = pytest.mark.django_db
+
+TASK = """\
+name: {name}
+version: {version}
+start_state: a
+states:
+  a:
+    transitions:
+      - to: b
+  b:
+    final: succeeded
+"""
+BROKEN = """\
+name: broken
+version: 1
+start_state: nowhere
+states:
+  a:
+    final: succeeded
+"""
+
+
+def run(*args, **options) -> tuple[str, str, int]:
+    """Call a command; its stdout, stderr and exit status (1 for sys.exit(1))."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err, **options)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return out.getvalue(), err.getvalue(), code
+
+
+@pytest.fixture
+def taskdir(tmp_path: Path) -> Path:
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "one.yaml").write_text(TASK.format(name="one", version=1))
+    (tmp_path / "nested" / "two.yml").write_text(TASK.format(name="two", version=1))
+    (tmp_path / "notes.txt").write_text("not a task")
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- loadtasks
+
+
+def test_loadtasks_loads_then_reports_unchanged(taskdir):
+    out, _, code = run("loadtasks", str(taskdir))
+    assert code == 0
+    assert out.splitlines()[-1] == "loaded 2, unchanged 0, refused 0, invalid 0"
+    assert set(models.TaskDefinition.objects.values_list("name", flat=True)) == {"one", "two"}
+    out, _, code = run("loadtasks", str(taskdir))
+    assert (code, out.splitlines()[-1]) == (0, "loaded 0, unchanged 2, refused 0, invalid 0")
+
+
+def test_loadtasks_refuses_a_changed_file_under_the_same_version(taskdir):
+    run("loadtasks", str(taskdir))
+    (taskdir / "one.yaml").write_text(TASK.format(name="one", version=1) + "# changed\n")
+    out, err, code = run("loadtasks", str(taskdir))
+    assert code == 1
+    assert out.splitlines()[-1] == "loaded 0, unchanged 1, refused 1, invalid 0"
+    assert "version 1 is already loaded with different content" in err
+
+
+def test_loadtasks_prints_problems_with_file_line_and_column(taskdir):
+    (taskdir / "broken.yaml").write_text(BROKEN)
+    out, err, code = run("loadtasks", str(taskdir))
+    assert code == 1
+    assert out.splitlines()[-1] == "loaded 2, unchanged 0, refused 0, invalid 1"
+    assert f"{taskdir / 'broken.yaml'}:3:" in err and ": error: " in err
+
+
+def test_loadtasks_check_stores_nothing(taskdir):
+    (taskdir / "broken.yaml").write_text(BROKEN)
+    out, _, code = run("loadtasks", str(taskdir), check=True)
+    assert code == 1
+    assert out.splitlines()[-1].startswith("checked 3 files: 2 ok, 1 with errors, ")
+    assert not models.TaskDefinition.objects.exists()
+    (taskdir / "broken.yaml").unlink()
+    out, _, code = run("loadtasks", str(taskdir), check=True)
+    assert (code, out.splitlines()[-1]) == (0, "checked 2 files: 2 ok, 0 with errors, 0 warnings")
+
+
+def test_loadtasks_names_a_missing_path(tmp_path):
+    with pytest.raises(CommandError, match="nope.yaml: no such file or folder"):
+        call_command("loadtasks", str(tmp_path / "nope.yaml"))
+
+
+def test_loadtasks_loads_the_shipped_task_files_by_default():
+    out, err, code = run("loadtasks")
+    assert code == 0, err
+    assert models.TaskDefinition.objects.filter(name="hello").exists()
+
+
+# --------------------------------------------------------------------------- ensure_admin
+
+
+def test_ensure_admin_creates_one_admin_with_a_random_password(monkeypatch):
+    monkeypatch.delenv("DJANGO_SUPERUSER_USERNAME", raising=False)
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    out, _, _ = run("ensure_admin", port="8765")
+    assert out.startswith("Admin login: http://127.0.0.1:8765/admin/ user admin password ")
+    password = out.split(" password ")[1].split()[0]
+    assert len(password) >= 16
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    again, _, _ = run("ensure_admin")
+    assert again == "Admin login exists (user admin).\n"
+    assert get_user_model().objects.count() == 1
+    get_user_model().objects.all().delete()
+    other = run("ensure_admin")[0].split(" password ")[1].split()[0]
+    assert other != password
+
+
+def test_ensure_admin_takes_names_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "ops")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a long chosen secret")
+    out, _, _ = run("ensure_admin")
+    assert "user ops password from DJANGO_SUPERUSER_PASSWORD" in out
+    assert "a long chosen secret" not in out
+    assert get_user_model().objects.get(username="ops").check_password("a long chosen secret")
+
+
+# --------------------------------------------------------------------------- runs and events
+
+
+def test_start_run_prints_the_id_and_show_run_the_history(greeter, no_dispatch):
+    greeter()
+    out, _, code = run("start_run", "greeter", input='{"name": "Ada"}', idempotency_key="k1")
+    run_id = out.strip()
+    assert code == 0 and models.Run.objects.get(pk=run_id).input == {"name": "Ada"}
+    run_advance(run_id=run_id)
+    out, _, _ = run("show_run", run_id)
+    assert "status    waiting" in out and "state     resting" in out
+    assert '"greeting": "Hello Ada"' in out
+    assert "greet → resting  (condition: always)" in out
+    assert "greet.set" in out or "attempts:" in out
+    again, err, _ = run("start_run", "greeter", idempotency_key="k1")
+    assert again.strip() == run_id and "existing run" in err
+
+
+def test_start_run_reads_input_from_a_file(greeter, no_dispatch, tmp_path):
+    greeter()
+    (tmp_path / "in.json").write_text('{"name": "Bo"}')
+    run_id = run("start_run", "greeter", input_file=str(tmp_path / "in.json"))[0].strip()
+    assert models.Run.objects.get(pk=run_id).input == {"name": "Bo"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"input": "{bad"}, "--input: not valid JSON"),
+    ({"input_file": "/no/such.json"}, "--input-file: cannot read /no/such.json"),
+    ({"task_version": 9}, "version 9 of task 'greeter' is not loaded"),
+])
+def test_start_run_errors_say_what_is_wrong(greeter, no_dispatch, options, message):
+    greeter()
+    with pytest.raises(CommandError, match=message):
+        call_command("start_run", "greeter", stdout=io.StringIO(), **options)
+
+
+def test_start_run_wait_gives_up_after_the_limit(greeter, no_dispatch):
+    greeter()
+    with pytest.raises(CommandError, match="is still pending after 0.3 s"):
+        call_command("start_run", "greeter", wait=0.3, stdout=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_start_run_wait_follows_the_run_to_its_end(no_dispatch, tmp_path):
+    (tmp_path / "t.yaml").write_text(TASK.format(name="quick", version=1))
+    run("loadtasks", str(tmp_path))
+    worker = threading.Thread(target=advance_first_run)
+    worker.start()
+    out, _, code = run("start_run", "quick", wait=10)
+    worker.join()
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[1].endswith("∅ → a  (start)")
+    assert lines[2].endswith("a → b  (condition: always)")
+    assert lines[3:] == ["succeeded", "{}"]
+
+
+def advance_first_run() -> None:
+    """Play the cluster: advance the run as soon as the command has created it."""
+    try:
+        for _ in range(100):
+            if (found := models.Run.objects.first()) is not None:
+                run_advance(run_id=found.pk)
+                return
+            time.sleep(0.05)
+    finally:
+        connection.close()
+
+
+def test_send_event_to_a_run_and_by_correlation(waiting_run):
+    out, _, _ = run("send_event", "approved", run=str(waiting_run.pk), data='{"ok": true}',
+                    key="e1", ttl=60)
+    event = models.Event.objects.get(key="e1")
+    assert out == f"event {event.pk} 'approved' sent\n"
+    assert (event.run_id, event.payload) == (waiting_run.pk, {"ok": True})
+    again, _, _ = run("send_event", "approved", run=str(waiting_run.pk), key="e1")
+    assert "already sent" in again
+    run("send_event", "shipped", correlation="order-7")
+    assert models.Event.objects.get(name="shipped").correlation == "order-7"
+
+
+def test_send_event_errors(waiting_run):
+    with pytest.raises(CommandError, match="--data: not valid JSON"):
+        call_command("send_event", "x", data="nope")
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("send_event", "x", run="5f1c0e0e-0000-0000-0000-000000000000")
+
+
+def test_cancel_and_redrive_run(waiting_run):
+    out, _, _ = run("cancel_run", str(waiting_run.pk))
+    assert out.startswith(f"cancel requested for run {waiting_run.pk}")
+    run_advance(run_id=waiting_run.pk)
+    with pytest.raises(CommandError, match="cannot cancel"):
+        call_command("cancel_run", str(waiting_run.pk))
+    out, _, _ = run("redrive_run", str(waiting_run.pk), state="greet")
+    assert out == f"run {waiting_run.pk} redriven: running in greet\n"
+
+
+def test_show_run_of_an_unknown_run():
+    with pytest.raises(CommandError, match="run nope does not exist"):
+        call_command("show_run", "nope")
+
+
+def test_show_run_prints_json_that_parses(waiting_run):
+    out = run("show_run", str(waiting_run.pk))[0]
+    block = out.split("data:\n")[1].split("\n}")[0] + "\n}"
+    assert json.loads(block) == {"greeting": "Hello Ada"}
