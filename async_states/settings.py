@@ -116,8 +116,9 @@ def _database() -> dict:
         }
         db["CONN_MAX_AGE"] = None
         # A file, not Django's in-memory default: end-to-end tests start cluster processes
-        # that must see the test database.
-        db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+        # that must see the test database. One per test process, so sessions run side by
+        # side do not destroy each other's.
+        db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     if test_name := os.environ.get("TEST_DATABASE_NAME"):
         db["TEST"] = {"NAME": test_name}
     return db
@@ -220,6 +221,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "async_states": {"level": os.environ.get("ASYNC_STATES_LOG_LEVEL", "INFO")},
-        "django_q": {"level": os.environ.get("DJANGO_Q_LOG_LEVEL", "WARNING")},
+        "django-q": {"level": os.environ.get("DJANGO_Q_LOG_LEVEL", "WARNING")},
     },
 }

@@ -354,6 +354,7 @@ class _Step:
     def _arm(self, state: State) -> None:
         """Arm every outgoing condition; commit the subscriptions before any event check,
         so an event sent after this commit always finds them (and wakes the run)."""
+        self.run.cursor["armed_at"] = to_iso(self.clock.now())
         ctx, armed = self._check_context(), {}
         try:
             for index, transition in enumerate(state.transitions):
@@ -546,10 +547,11 @@ class _Step:
         )
 
     def _check_context(self, now: datetime | None = None) -> CheckContext:
-        run = self.run
-        entered = run.state_entered_at or self.clock.now()
+        run, now = self.run, now or self.clock.now()
+        entered = run.state_entered_at or now
         return CheckContext(
-            run=run, now=now or self.clock.now(), entered_at=entered,
+            run=run, now=now, entered_at=entered,
+            armed_at=from_iso(run.cursor.get("armed_at")) or entered,
             render=lambda value, **extra: expressions.render(value, self._context(**extra)),
             evaluate=lambda text, **extra: expressions.evaluate(text, self._context(**extra)),
             events=lambda sub: self.store.events_for(run, sub),

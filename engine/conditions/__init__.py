@@ -20,11 +20,18 @@ from engine.runs import EventRecord, RunSnapshot, Subscription
 @dataclass(frozen=True, slots=True)
 class CheckContext:
     """What a condition may look at. ``render``/``evaluate`` see the run's template context
-    (input, data, run, secrets) plus the extras given to them."""
+    (input, data, run, secrets) plus the extras given to them.
+
+    ``entered_at`` is when the run entered the state (durations count from there);
+    ``armed_at`` is when the race began, after the state's instructions: a condition that is
+    true as soon as it is looked at (no condition, ``when``, a buffered event) is fulfilled
+    at ``armed_at``, so ties among them go to the earlier-declared transition.
+    """
 
     run: RunSnapshot
     now: datetime
     entered_at: datetime
+    armed_at: datetime
     render: Callable[..., Any]
     evaluate: Callable[..., bool]
     events: Callable[[Subscription], Sequence[EventRecord]]

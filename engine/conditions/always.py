@@ -14,7 +14,7 @@ class Always:
         return {}
 
     def check(self, condition: None, armed: dict[str, Any], ctx: CheckContext) -> Fulfilment:
-        return Fulfilment(at=ctx.entered_at)
+        return Fulfilment(at=ctx.armed_at)
 
     def wake_at(self, condition: None, armed: dict[str, Any]) -> None:
         return None

@@ -2,8 +2,8 @@
 correlation value rendered at state entry, whose payload satisfies ``match``.
 
 Events are kept by the store, so one that arrived before the run reached this state is found
-here (buffering); the event's arrival time, or the state entry if later, is the moment of
-fulfilment. Each event is consumed by a run at most once.
+here (buffering); the event's arrival time, or the start of the race if later, is the moment
+of fulfilment. Each event is consumed by a run at most once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Subscribe:
                 continue
             save = ((condition.save_as, event.payload),) if condition.save_as else ()
             return Fulfilment(
-                at=max(event.received_at, ctx.entered_at),
+                at=max(event.received_at, ctx.armed_at),
                 detail={"event": event.name, "event_id": event.id, "event_key": event.key},
                 save=save,
                 consumed_event=event.id,

@@ -49,7 +49,7 @@ class Wait:
     ) -> Fulfilment | None:
         due = from_iso(armed["due"])
         if due is not None and due <= ctx.now:
-            return Fulfilment(at=max(due, ctx.entered_at), detail={"due": armed["due"]})
+            return Fulfilment(at=max(due, ctx.armed_at), detail={"due": armed["due"]})
         return None
 
     def wake_at(self, condition: WaitCondition, armed: dict[str, Any]) -> datetime | None:

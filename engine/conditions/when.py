@@ -22,7 +22,7 @@ class When:
         self, condition: WhenCondition, armed: dict[str, Any], ctx: CheckContext
     ) -> Fulfilment | None:
         if ctx.evaluate(condition.predicate):
-            return Fulfilment(at=max(ctx.now, ctx.entered_at), detail={"when": condition.predicate})
+            return Fulfilment(at=ctx.armed_at, detail={"when": condition.predicate})
         return None
 
     def wake_at(self, condition: WhenCondition, armed: dict[str, Any]) -> None:

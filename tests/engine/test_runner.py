@@ -412,3 +412,15 @@ def test_secrets_never_reach_history(runner, store, clock, http, monkeypatch):
     run = new_run(text, clock.now())
     runner.advance(run)
     assert run.data["price"] == {"echo": "Bearer ***"}
+
+
+def test_a_when_declared_first_beats_an_unconditional_transition_checked_later(
+        runner, store, clock, http):
+    def slow(spec, ctx):
+        clock.advance(2)  # the instruction takes time: entry and race start differ
+        return {"status": 200, "body": {"amount": 150}, "headers": {}}
+
+    http.answers = [slow]
+    run = new_run(BRANCH, clock.now())
+    runner.advance(run)
+    assert run.state == "expensive"

@@ -1,0 +1,195 @@
+"""End-to-end fixtures: the real django-q2 cluster (our ``qcluster``) as a subprocess on the
+test database, and a local HTTP server as the far end of instructions.
+
+The cluster must see what the test commits, so these tests use ``transactional_db`` and a
+file (SQLite) or server (PostgreSQL) database, never an in-memory one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from taskapp import models
+from taskapp.services import definition_load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    """A URL for the database this test session really uses (the test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return (f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:"
+            f"{db.get('PORT') or 5432}/{db['NAME']}")
+
+
+class Cluster:
+    """A running ``manage.py qcluster`` process group."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.output = []
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        ready = threading.Event()
+        threading.Thread(target=self._read, args=(ready,), daemon=True).start()
+        if not ready.wait(timeout):
+            self.kill()
+            raise RuntimeError("qcluster did not start:\n" + "".join(self.output[-40:]))
+
+    def _read(self, ready: threading.Event) -> None:
+        assert self.process and self.process.stdout
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "timer.started" in line:  # logged once the Sentinel reports running
+                ready.set()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # as a process manager would
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL every process of the cluster at once: a machine loss."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster(transactional_db, far_end) -> Iterator[Cluster]:
+    env = {
+        # Task files reach the far end as {{ secrets.FAR_END }}.
+        "ASYNC_STATES_SECRET_FAR_END": far_end.url,
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "async_states.settings",
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "Q_WORKERS": "2",
+        "ASYNC_STATES_LEASE_SECONDS": "3",
+        "DJANGO_Q_LOG_LEVEL": "INFO",
+        "ASYNC_STATES_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    running = Cluster(env)
+    running.start()
+    yield running
+    running.stop()
+
+
+Handler = Callable[[int, dict], tuple[int, object, float]]
+
+
+class FarEnd:
+    """A scriptable HTTP server: ``route(path, handler)`` where the handler gets the call
+    number (1-based) and the request (method, headers, body) and returns (status, json, delay).
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Handler] = {}
+        self.calls: Counter[str] = Counter()
+        self.requests: dict[str, list[dict]] = defaultdict(list)
+        self.lock = threading.Lock()
+        far = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                path = self.path.split("?")[0]
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                with far.lock:
+                    far.calls[path] += 1
+                    number = far.calls[path]
+                    request = {"method": self.command, "headers": dict(self.headers),
+                               "body": body}
+                    far.requests[path].append(request)
+                handler = far.routes.get(path, lambda n, r: (404, {"error": "no route"}, 0))
+                status, payload, delay = handler(number, request)
+                if delay:
+                    time.sleep(delay)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _serve
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def route(self, path: str, handler: Handler) -> None:
+        self.routes[path] = handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def far_end() -> Iterator[FarEnd]:
+    server = FarEnd()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def load(transactional_db):
+    def load_(text: str) -> str:
+        result = definition_load(text=text, source="e2e.yaml")
+        assert result.status == "loaded", [str(p) for p in result.problems] or result.message
+        return result.definition.name
+    return load_
+
+
+def wait_for(run_id: object, statuses: set[str] | None = None, timeout: float = 30.0,
+             state: str | None = None) -> models.Run:
+    """Poll the database until the run reaches one of ``statuses`` (finished by default)
+    or ``state``; bounded by ``timeout``."""
+    statuses = statuses or {"succeeded", "failed", "timed_out", "cancelled"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = models.Run.objects.get(pk=run_id)
+        if (state is None and run.status in statuses) or (state and run.state == state):
+            return run
+        time.sleep(0.05)
+    run = models.Run.objects.get(pk=run_id)
+    raise AssertionError(f"run {run_id} still {run.status} in {run.state!r} after {timeout}s")
+
+
+def path_of(run: models.Run) -> list[tuple[str, str, str]]:
+    return list(models.Transition.objects.filter(run=run).order_by("seq")
+                .values_list("from_state", "to_state", "trigger"))
