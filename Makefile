@@ -12,8 +12,11 @@ STAMP  := $(VENV)/.installed
 run: $(STAMP)
 	@scripts/run.sh
 
+# pytest exits 5 when it collected no tests: say so, and fail.
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
