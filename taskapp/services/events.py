@@ -12,6 +12,7 @@ from engine.runs import ACTIVE
 from taskapp import dispatch, models
 from taskapp.conf import conf
 from taskapp.services.errors import RunConflict, RunNotFound
+from taskapp.services.wakeups import backstop
 
 _ACTIVE = [str(s) for s in ACTIVE]
 
@@ -81,7 +82,7 @@ def _wake_subscribers(event: models.Event) -> None:
         return
     with transaction.atomic():
         models.Run.objects.filter(id__in=run_ids, status__in=_ACTIVE).update(
-            signal=F("signal") + 1, wake_at=conf.clock.now()
+            signal=F("signal") + 1, wake_at=backstop(conf.clock.now())
         )
         for run_id in run_ids:
             dispatch.advance_later(run_id)

@@ -18,10 +18,11 @@ from django.db.models import F, Q
 
 from engine.errors import LeaseLost
 from engine.runner import Runner, prepare_redrive
-from engine.runs import ACTIVE, FINISHED, RunStatus, StepOutcome
+from engine.runs import ACTIVE, FINISHED, StepOutcome
 from taskapp import dispatch, models
 from taskapp.conf import conf
 from taskapp.services.errors import InputInvalid, RunConflict, RunNotFound, TaskNotFound
+from taskapp.services.wakeups import backstop
 from taskapp.store import DjangoRunStore, definition_of, snapshot_of
 
 log = logging.getLogger("async_states.runs")
@@ -59,21 +60,27 @@ def run_start(
     _check_input(definition, payload)
     now = conf.clock.now()
     parsed = definition_of(definition.pk)
-    wake = start_at if start_at and start_at > now else now
+    scheduled = start_at is not None and start_at > now
+    wake = start_at if scheduled else backstop(now)
     try:
         with transaction.atomic():
             run = models.Run.objects.create(
                 definition=definition, task_name=definition.name, task_version=definition.version,
                 input=payload, idempotency_key=idempotency_key or None, start_at=start_at,
-                deadline_at=(wake + parsed.deadline) if parsed.deadline else None, wake_at=wake,
+                deadline_at=_deadline(parsed.deadline, start_at if scheduled else now),
+                wake_at=wake,
             )
-            if wake <= now:
+            if not scheduled:
                 dispatch.advance_later(run.pk)
     except IntegrityError:
         if idempotency_key:  # a concurrent start with the same key won the race
             return models.Run.objects.get(task_name=task, idempotency_key=idempotency_key), False
         raise
     return run, True
+
+
+def _deadline(deadline: timedelta | None, start: datetime) -> datetime | None:
+    return start + deadline if deadline is not None else None
 
 
 def _definition(task: str, version: int | None) -> models.TaskDefinition:
@@ -157,14 +164,16 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
         while True:
             snapshot = snapshot_of(row)
             outcome = runner.advance(snapshot)
-            if store.release(snapshot, outcome.wake_at):
+            now = conf.clock.now()
+            again = outcome.wake_at is not None and outcome.wake_at <= now
+            if store.release(snapshot, backstop(now) if again else outcome.wake_at):
                 break
             row = models.Run.objects.get(id=run_id)  # an event arrived: look again
             store.signal = row.signal
     except LeaseLost:
         log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
         return None
-    if outcome.wake_at is not None and outcome.wake_at <= conf.clock.now():
+    if again:
         dispatch.advance_later(run_id)  # the step yielded its budget; go on at once
     return outcome
 
@@ -181,7 +190,7 @@ def run_cancel(*, run_id: object) -> models.Run:
     """
     run = _get(run_id)
     updated = models.Run.objects.filter(id=run.id, status__in=_ACTIVE).update(
-        cancel_requested=True, signal=F("signal") + 1, wake_at=conf.clock.now(),
+        cancel_requested=True, signal=F("signal") + 1, wake_at=backstop(conf.clock.now()),
         start_at=None,
     )
     if not updated:
@@ -218,16 +227,12 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
         store = DjangoRunStore(owner=owner, version=run.version, signal=run.signal)
         store.commit(snapshot, transition=record)
         models.Run.objects.filter(id=run.id).update(
-            lease_owner="", wake_at=now, deadline_at=_redrive_deadline(snapshot, now)
+            lease_owner="", wake_at=backstop(now),
+            deadline_at=_deadline(snapshot.task.deadline, now),
         )
         dispatch.advance_later(run.id)
     run.refresh_from_db()
     return run
-
-
-def _redrive_deadline(snapshot: Any, now: datetime) -> datetime | None:
-    deadline = snapshot.task.deadline
-    return now + deadline if deadline else None
 
 
 def _get(run_id: object) -> models.Run:

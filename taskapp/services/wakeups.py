@@ -19,10 +19,17 @@ from taskapp import dispatch, models
 from taskapp.conf import conf
 
 
+def backstop(now: datetime) -> datetime:
+    """The wake-up to persist for a run that was just dispatched: only if that dispatch is
+    lost does the timer fire the run again. (Persisting ``now`` would make the timer
+    dispatch it a second time before a worker claims it.)"""
+    return now + timedelta(seconds=conf.REDISPATCH_SECONDS)
+
+
 def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
     """Dispatch every run whose wake-up is due (at most ``limit``); returns their ids."""
     now = now or conf.clock.now()
-    later = now + timedelta(seconds=conf.REDISPATCH_SECONDS)
+    later = backstop(now)
     # A plain read first: on SQLite every atomic block takes the write lock (IMMEDIATE
     # mode), and the timer polls many times a second while mostly nothing is due.
     if not models.Run.objects.filter(wake_at__lte=now).exists():

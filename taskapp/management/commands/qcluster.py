@@ -9,6 +9,7 @@ import os
 import time
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
@@ -19,7 +20,8 @@ class Command(DjangoQCommand):
     help = "Starts a django-q2 cluster with the Async States timer thread."
 
     def handle(self, *args, **options):
-        settings.SECRET_KEY  # django-q2 signs payloads with it: fail early if unset
+        if not settings.SECRET_KEY:  # django-q2 signs payloads with it: fail early
+            raise CommandError("SECRET_KEY is empty; the cluster cannot sign its tasks")
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
         cluster = Cluster()
