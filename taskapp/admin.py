@@ -166,8 +166,9 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "task_name", "state"]
     search_fields = ["=id", "task_name", "=idempotency_key"]
     date_hierarchy = "created_at"
+    # Big tables: no COUNT(*) of the whole table on filtered pages, and no joins (the list
+    # shows the run's own columns; links use run_id).
     show_full_result_count = False
-    list_select_related = ["definition"]
     actions = ["cancel_runs", "redrive_runs"]
     inlines = [TransitionInline, InstructionAttemptInline, PollRecordInline]
     fieldsets = [
@@ -247,7 +248,6 @@ class TransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=run__id", "from_state", "to_state"]
     date_hierarchy = "at"
     show_full_result_count = False
-    list_select_related = ["run"]
     ordering = ["-at"]
 
     @admin.display(description="run")

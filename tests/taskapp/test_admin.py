@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from taskapp import models
 from taskapp.services import event_send, run_advance, run_cancel, run_start
@@ -90,3 +92,20 @@ def test_redrive_action_puts_a_cancelled_run_back_to_work(admin_client, waiting_
     run = models.Run.objects.get(pk=waiting_run.pk)
     assert (run.status, run.state) == ("running", "resting")
     assert run.transitions.order_by("seq").last().trigger == "redrive"
+
+
+
+def test_lists_do_not_query_per_row(admin_client, waiting_run):
+    def queries_per_list() -> dict[str, int]:
+        counts = {}
+        for model in ("run", "transition", "event", "taskdefinition"):
+            with CaptureQueriesContext(connection) as queries:
+                admin_client.get(f"/admin/taskapp/{model}/")
+            counts[model] = len(queries)
+        return counts
+
+    few = queries_per_list()
+    for _ in range(5):
+        run_start(task="greeter")
+        event_send(name="ping", run_id=waiting_run.pk)
+    assert queries_per_list() == few
