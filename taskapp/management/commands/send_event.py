@@ -11,13 +11,15 @@ class Command(BaseCommand):
     help = "Send the event NAME to a run (--run) or by correlation value (--correlation)."
 
     def add_arguments(self, parser):
-        parser.add_argument("name")
+        parser.add_argument("name", metavar="NAME")
         target = parser.add_mutually_exclusive_group()
-        target.add_argument("--run", help="The id of the run the event is for.")
-        target.add_argument("--correlation", help="Runs subscribed with this value get it.")
-        parser.add_argument("--data", help="The event's payload, as JSON.")
+        target.add_argument("--run", metavar="ID", help="The id of the run the event is for.")
+        target.add_argument("--correlation", metavar="VALUE",
+                            help="Runs subscribed with this value get it.")
+        parser.add_argument("--data", metavar="JSON", help="The event's payload, as JSON.")
         parser.add_argument("--id", dest="key", help="A key: an event with a seen key is ignored.")
-        parser.add_argument("--ttl", type=float, help="Seconds the event is kept for late runs.")
+        parser.add_argument("--ttl", type=float, metavar="SECONDS",
+                            help="Seconds the event is kept for late runs.")
 
     def handle(self, *args, name, run, correlation, data, key, ttl, **options):
         try:

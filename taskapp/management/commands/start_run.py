@@ -30,13 +30,14 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("task")
+        parser.add_argument("task", metavar="TASK", help="The name of a loaded task.")
         source = parser.add_mutually_exclusive_group()
-        source.add_argument("--input", help="The run's input, as JSON.")
-        source.add_argument("--input-file", help="A file holding the input as JSON.")
-        parser.add_argument("--version", dest="task_version", type=int,
+        source.add_argument("--input", metavar="JSON", help="The run's input, as JSON.")
+        source.add_argument("--input-file", metavar="F", help="A file holding the input as JSON.")
+        parser.add_argument("--version", dest="task_version", type=int, metavar="N",
                             help="A loaded version (default: the latest).")
-        parser.add_argument("--idempotency-key")
+        parser.add_argument("--idempotency-key", metavar="K",
+                            help="Starting again with the same key returns the same run.")
         parser.add_argument(
             "--wait", nargs="?", type=float, const=0.0, default=None, metavar="SECONDS",
             help="Follow the run, printing transitions, until it ends (or SECONDS pass).",
