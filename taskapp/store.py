@@ -59,8 +59,10 @@ def snapshot_of(run: models.Run) -> RunSnapshot:
 
 
 def run_fields(run: RunSnapshot) -> dict[str, object]:
-    """The columns a commit writes from a snapshot."""
+    """The columns a commit writes from a snapshot. (``updated_at`` is set here: a queryset
+    ``update`` bypasses ``auto_now``.)"""
     return {
+        "updated_at": conf.clock.now(),
         "status": str(run.status),
         "state": run.state or "",
         "entry": run.entry,

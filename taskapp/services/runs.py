@@ -173,9 +173,24 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
     except LeaseLost:
         log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
         return None
+    except Exception:
+        # A bug or an outage mid-step: what was committed stays; give the run back so it is
+        # retried after the backstop delay instead of when the lease runs out, then let
+        # django-q2 record the failure too.
+        log.exception("run.step_failed run=%s owner=%s", run_id, owner)
+        _let_go(run_id, owner)
+        raise
     if again:
         dispatch.advance_later(run_id)  # the step yielded its budget; go on at once
     return outcome
+
+
+def _let_go(run_id: object, owner: str) -> None:
+    try:
+        models.Run.objects.filter(id=run_id, lease_owner=owner).update(
+            lease_owner="", lease_expires_at=None, wake_at=backstop(conf.clock.now()))
+    except Exception:  # the database itself may be what failed: the lease will expire
+        log.exception("run.release_failed run=%s", run_id)
 
 
 # ---------------------------------------------------------------------------- control

@@ -65,7 +65,7 @@ class Cluster:
         assert self.process and self.process.stdout
         for line in self.process.stdout:
             self.output.append(line)
-            if "timer.started" in line:  # logged once the Sentinel reports running
+            if "Async States cluster ready" in line:
                 ready.set()
 
     def stop(self) -> None:

@@ -28,6 +28,9 @@ class Command(DjangoQCommand):
         cluster.start()
         timer = TimerThread()
         timer.start()  # after the Sentinel's fork: see taskapp.timer
+        self.stdout.write(f"Async States cluster ready (pid {os.getpid()}): workers and timer "
+                          "running", ending="\n")
+        self.stdout.flush()
         try:
             if options.get("run_once", False):
                 cluster.stop()

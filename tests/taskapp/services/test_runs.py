@@ -256,3 +256,30 @@ def test_an_event_arriving_during_a_step_is_taken_before_the_worker_lets_go(
     assert run.state == "paid" and run.lease_owner == ""
     assert _path(run) == [("", "awaiting_payment", "start"),
                           ("awaiting_payment", "paid", "condition")]
+
+
+def test_a_step_that_crashes_gives_the_run_back_for_a_later_retry(load_task, clock,
+                                                                   monkeypatch):
+    load_task(ORDER)
+    run, _ = run_start(task="order", input={"order_id": "L"})
+    from engine.runner import Runner
+
+    def crash(self, snapshot):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Runner, "advance", crash)
+    with pytest.raises(RuntimeError):
+        run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.lease_owner == "" and run.wake_at > clock.now()
+    monkeypatch.undo()
+    assert run_advance(run_id=run.pk) is not None
+
+
+def test_each_commit_moves_updated_at(load_task, clock):
+    load_task(ORDER)
+    run, _ = run_start(task="order", input={"order_id": "M"})
+    clock.advance(5)
+    run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.updated_at == run.state_entered_at == clock.now()
