@@ -276,6 +276,9 @@ class TaskDef:
     deadline: timedelta | None = None
     input_schema: dict[str, Any] | None = None
     retention: Retention | None = None
+    # The *name* of the secret (an environment variable, like ``secrets.NAME``) that third
+    # parties present to send this task events without a user token; never its value.
+    webhook_secret: str | None = None
     source: str = "<string>"
 
     def state(self, name: str) -> State:

@@ -25,6 +25,7 @@ from engine.language.yamlnodes import Node, join
 
 TASK_NAME = re.compile(r"^[a-z0-9_.-]+$")
 STATE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REQUIRED = ("name", "version", "start_state", "states")
 
 
@@ -67,6 +68,7 @@ def _task(reader: Reader, root: Node, source: str) -> TaskDef:
         deadline=reader.get(fields, "deadline", "", reader.duration),
         input_schema=reader.get(fields, "input_schema", "", _input_schema(reader)),
         retention=reader.get(fields, "retention", "", _retention(reader)),
+        webhook_secret=reader.get(fields, "webhook_secret", "", _secret_name(reader)),
         source=source,
     )
 
@@ -139,6 +141,25 @@ def _retention(reader: Reader) -> Any:
             failed_days=reader.get(fields, "failed_days", path, count),
             max_finished_runs=reader.get(fields, "max_finished_runs", path, count),
         )
+
+    return read
+
+
+def _secret_name(reader: Reader) -> Any:
+    """The name of a secret, never a value: a value here would be stored in the database."""
+
+    def read(node: Node, path: str, what: str) -> str | None:
+        name = reader.string(node, path, what)
+        if name is not None and not SECRET_NAME.match(name):
+            reader.error(
+                node.mark,
+                path,
+                # The value is not echoed: it may be the secret itself, pasted by mistake.
+                "webhook_secret must name a secret (letters, digits and _, like SHOP_WEBHOOK, "
+                "read from the environment as secrets are), not hold its value",
+            )
+            return None
+        return name
 
     return read
 

@@ -17,6 +17,7 @@ TASK_KEYS = frozenset(
         "deadline",
         "input_schema",
         "retention",
+        "webhook_secret",
         "final_states",
         "states",
     }
