@@ -9,6 +9,8 @@ that the timer thread re-fires.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
 
 from taskapp.conf import conf
@@ -28,3 +30,39 @@ def _enqueue(run_id: str) -> None:
 
     async_task(ADVANCE, run_id, task_name=f"advance {run_id}")
 
+
+
+# ---------------------------------------------------------------------------- retention
+
+PURGE = "taskapp.tasks.purge_runs"
+PURGE_SCHEDULE = "async_states: purge runs"
+
+
+def schedule_purge(minutes: int) -> None:
+    """Have the cluster run ``purge_runs`` every ``minutes`` (0: never). django-q2's
+    scheduler looks about twice a minute, which is plenty for a purge."""
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    if minutes <= 0:
+        Schedule.objects.filter(name=PURGE_SCHEDULE).delete()
+        return
+    Schedule.objects.update_or_create(
+        name=PURGE_SCHEDULE,
+        defaults={"func": PURGE, "schedule_type": Schedule.MINUTES, "minutes": minutes,
+                  "repeats": -1, "next_run": timezone.now() + timedelta(minutes=minutes)},
+    )
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def broker_status() -> tuple[bool, str, int | None]:
+    """Whether the broker answers, what it is, and how many tasks wait in it."""
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    try:
+        return bool(broker.ping()), broker.info(), int(broker.queue_size())
+    except Exception as exc:  # any failure of the broker means "not alive"; say which
+        return False, f"{broker.info()}: {type(exc).__name__}: {exc}", None

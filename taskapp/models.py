@@ -214,3 +214,45 @@ class Subscription(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["name", "correlation"], name="subscription_lookup")]
+
+
+class RetentionPolicy(models.Model):
+    """How long finished runs are kept: one row, edited in the admin (``load()`` makes it).
+
+    A task's YAML ``retention:`` overrides the days and the count for that task.
+    ``manage.py purge_runs`` applies it, and so does a django-q2 schedule every
+    ``purge_interval_minutes`` (0 turns the schedule off).
+    """
+
+    succeeded_days = models.PositiveIntegerField(
+        default=30, help_text="Days to keep succeeded runs after they finish.")
+    failed_days = models.PositiveIntegerField(
+        default=90, help_text="Days to keep failed, timed-out and cancelled runs.")
+    max_finished_runs_per_task = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keep at most this many finished runs per task "
+        "(the newest); empty: no limit.")
+    purge_interval_minutes = models.PositiveIntegerField(
+        default=60, help_text="How often the cluster purges on its own; 0: never.")
+    batch_size = models.PositiveIntegerField(
+        default=500, help_text="Runs deleted per transaction.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "retention policy"
+
+    def __str__(self) -> str:
+        return "Retention policy"
+
+    @classmethod
+    def load(cls) -> RetentionPolicy:
+        policy, _ = cls.objects.get_or_create(pk=1)
+        return policy
+
+
+class ClusterHeartbeat(models.Model):
+    """The timer thread of each running cluster process beats here every few seconds, so
+    the health check can tell a live cluster without a shared cache."""
+
+    owner = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    beat_at = models.DateTimeField()
+    started_at = models.DateTimeField()

@@ -5,3 +5,11 @@ from taskapp import services
 
 def advance_run(run_id: str) -> None:
     services.run_advance(run_id=run_id)
+
+
+def purge_runs() -> str:
+    """The scheduled purge (``dispatch.schedule_purge``): the admin's policy, its batch size."""
+    from taskapp.models import RetentionPolicy
+
+    report = services.runs_purge(batch_size=RetentionPolicy.load().batch_size)
+    return f"purged {report.runs} runs and {report.events} events in {report.seconds:.1f}s"

@@ -73,3 +73,15 @@ def waiting_run(greeter, no_dispatch):
 
 def greeter_text(version: int = 1) -> str:
     return GREETER.replace("VERSION", str(version))
+
+
+@pytest.fixture
+def clock():
+    """The engine's clock is a FakeClock starting now, for the test (``clock.advance(s)``)."""
+    from engine.clock import FakeClock, SystemClock
+    from taskapp.conf import conf
+
+    fake = FakeClock(SystemClock().now())
+    conf.clock = fake
+    yield fake
+    conf.clock = SystemClock()

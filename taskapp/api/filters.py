@@ -1,0 +1,78 @@
+"""The run listing's query parameters (django-filter), documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import django_filters as filters
+from django import forms
+from django.db.models import QuerySet
+
+from engine.language import parse_duration
+from taskapp import models
+from taskapp.conf import conf
+
+ORDERINGS = ["-created_at", "created_at", "-updated_at", "updated_at"]
+
+
+class DurationField(forms.CharField):
+    """Seconds (``3600``) or the task language's durations (``1h``, ``90m``, ``1d12h``)."""
+
+    def to_python(self, value: str) -> timedelta | None:
+        text = super().to_python(value).strip()
+        if not text:
+            return None
+        try:
+            duration = parse_duration(float(text) if _number(text) else text)
+            datetime.now() - duration  # noqa: B018 - a too large duration fails here, not later
+        except (ValueError, OverflowError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return duration
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class DurationFilter(filters.Filter):
+    field_class = DurationField
+
+
+class RunFilter(filters.FilterSet):
+    task = filters.CharFilter(field_name="task_name", help_text="Task name.")
+    version = filters.NumberFilter(field_name="task_version", help_text="Task version.")
+    status = filters.MultipleChoiceFilter(
+        choices=models.Run.Status.choices, help_text="Status; repeat for several.")
+    state = filters.CharFilter(help_text="Current state.")
+    in_state_longer_than = DurationFilter(
+        method="_in_state_longer_than",
+        help_text="In its current state for more than this: seconds, or 30m, 1h, 2d.")
+    in_state_shorter_than = DurationFilter(
+        method="_in_state_shorter_than",
+        help_text="In its current state for less than this: seconds, or 30m, 1h, 2d.")
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    finished_after = filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
+    finished_before = filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="lt")
+    # Read by the cursor pagination (taskapp.api.pagination); declared here to be validated
+    # and documented with the other parameters.
+    ordering = filters.ChoiceFilter(
+        choices=[(o, o) for o in ORDERINGS], method="_ordering",
+        help_text="created_at: by creation; updated_at: by last transition. Default -created_at.")
+
+    class Meta:
+        model = models.Run
+        fields: list[str] = []
+
+    def _in_state_longer_than(self, queryset: QuerySet, name: str, value: timedelta) -> QuerySet:
+        return queryset.filter(state_entered_at__lt=conf.clock.now() - value)
+
+    def _in_state_shorter_than(self, queryset: QuerySet, name: str, value: timedelta) -> QuerySet:
+        return queryset.filter(state_entered_at__gt=conf.clock.now() - value)
+
+    def _ordering(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset

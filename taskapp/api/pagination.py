@@ -1,0 +1,45 @@
+"""Cursor pagination of runs: pages stay put while new runs arrive (a cursor is a position
+in the ordering, not an offset)."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.pagination import CursorPagination
+
+from taskapp.api.filters import ORDERINGS
+
+
+class RunCursorPagination(CursorPagination):
+    """Newest first by ``created_at``; ``?ordering=-updated_at`` orders by last transition."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    ordering = ("-created_at", "-id")
+
+    def get_ordering(self, request, queryset, view):
+        chosen = request.query_params.get("ordering")
+        if chosen in ORDERINGS:
+            return (chosen, f"{'-' if chosen.startswith('-') else ''}id")
+        return self.ordering
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:  # a cursor we did not make is bad input, not a 404
+            raise exceptions.ValidationError({"cursor": [str(exc.detail)]}) from None
+
+
+class HistoryCursorPagination(CursorPagination):
+    """A run's transitions or attempts, oldest first."""
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+    ordering = ("id",)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError({"cursor": [str(exc.detail)]}) from None

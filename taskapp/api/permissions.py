@@ -1,0 +1,46 @@
+"""Who may do what.
+
+Reading needs a signed-in user (the default, ``IsAuthenticated``). Changing runs needs a
+Django model permission that read-only users lack, so it is granted in the admin like any
+other: starting a run needs ``taskapp.add_run`` ("Can add run"); cancelling, redriving and
+sending events need ``taskapp.change_run`` ("Can change run"). Superusers have both.
+
+Events for one task may instead carry that task's webhook secret (``webhook.py``), for third
+parties that cannot hold a user token.
+"""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+
+from taskapp.api import webhook
+
+
+class _ModelPermission(BasePermission):
+    perm = ""
+    message = "you are signed in but lack the permission to do this"
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(self.perm))
+
+
+class CanStartRuns(_ModelPermission):
+    perm = "taskapp.add_run"
+    message = "starting runs needs the 'taskapp.add_run' permission (Can add run)"
+
+
+class CanControlRuns(_ModelPermission):
+    perm = "taskapp.change_run"
+    message = ("cancelling, redriving and sending events need the 'taskapp.change_run' "
+               "permission (Can change run)")
+
+
+class CanControlRunsOrWebhookSecret(CanControlRuns):
+    """A user allowed to control runs, or a request carrying the task's webhook secret
+    (checked in constant time; a wrong secret is refused with 401, never passed on)."""
+
+    def has_permission(self, request, view) -> bool:
+        if webhook.presented(request):
+            return webhook.check(request, task=view.kwargs["name"])
+        return super().has_permission(request, view)

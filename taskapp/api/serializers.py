@@ -1,0 +1,241 @@
+"""What the API reads in and writes out. Input serializers only parse; output serializers
+only format. Engine-private run columns (cursor, lease, version, signal) are never shown."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from taskapp import models
+from taskapp.conf import conf
+
+# ---------------------------------------------------------------------------- errors
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error response (taskapp/api/errors.py)."""
+
+    code = serializers.CharField(help_text="Stable, for programs: e.g. run_conflict.")
+    message = serializers.CharField(help_text="For people.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Field errors: field name to messages; empty when none.")
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+class RunStartSerializer(serializers.Serializer):
+    task = serializers.CharField(max_length=200, help_text="The task's name.")
+    version = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True,
+        help_text="The task version; the latest when absent.")
+    input = serializers.DictField(
+        required=False, default=dict, help_text="Checked against the task's input_schema.")
+    idempotency_key = serializers.CharField(
+        max_length=200, required=False, allow_null=True, allow_blank=False,
+        help_text="The same key for the same task returns the run it started (200).")
+    start_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Start later, at this time.")
+
+
+class RunSerializer(serializers.ModelSerializer):
+    task = serializers.CharField(source="task_name")
+    version = serializers.IntegerField(source="task_version")
+    time_in_state = serializers.SerializerMethodField(
+        help_text="Seconds in the current state so far (until it ended, for a finished run).")
+    outcome = serializers.SerializerMethodField(
+        help_text="How the run ended; null while it is unfinished.")
+    next_wake_at = serializers.SerializerMethodField(
+        help_text="When the engine looks at the run next (a timer, a poll, a backstop).")
+
+    class Meta:
+        model = models.Run
+        fields = [
+            "id", "task", "version", "status", "state", "state_entered_at", "time_in_state",
+            "entry", "input", "data", "error", "outcome", "metrics", "idempotency_key",
+            "cancel_requested", "created_at", "start_at", "updated_at", "finished_at",
+            "deadline_at", "next_wake_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_time_in_state(self, run: models.Run) -> float | None:
+        if run.state_entered_at is None:
+            return None
+        until = run.finished_at or conf.clock.now()
+        return round(max(0.0, (until - run.state_entered_at).total_seconds()), 3)
+
+    @extend_schema_field(serializers.ChoiceField(
+        choices=["succeeded", "failed", "timed_out", "cancelled"], allow_null=True))
+    def get_outcome(self, run: models.Run) -> str | None:
+        return run.status if run.is_finished else None
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_next_wake_at(self, run: models.Run) -> str | None:
+        if run.is_finished or run.wake_at is None:
+            return None
+        return serializers.DateTimeField().to_representation(run.wake_at)
+
+
+class RedriveSerializer(serializers.Serializer):
+    state = serializers.CharField(
+        max_length=200, required=False, allow_null=True,
+        help_text="The state to start again from; the one where the run stopped when absent.")
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = models.Transition
+        fields = ["seq", "from_state", "to_state", "trigger", "condition_kind",
+                  "transition_index", "entry", "at", "time_in_state", "detail"]
+        read_only_fields = fields
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = models.InstructionAttempt
+        fields = ["state", "entry", "instruction", "kind", "attempt", "ok", "started_at",
+                  "duration", "error", "error_class"]
+        read_only_fields = fields
+
+
+# ---------------------------------------------------------------------------- events
+
+
+class EventInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    id = serializers.CharField(
+        max_length=200, required=False, allow_null=True,
+        help_text="A dedupe id: an event whose id was seen before is ignored (200).")
+    data = serializers.JSONField(required=False, default=dict, help_text="The payload.")
+    ttl = serializers.FloatField(
+        min_value=0, max_value=366 * 86400, required=False, allow_null=True,
+        help_text="Seconds the event is kept for runs that subscribe later (default 1 day).")
+
+
+class EventBroadcastSerializer(EventInSerializer):
+    correlation = serializers.CharField(
+        max_length=500, required=False, allow_null=True,
+        help_text="Delivered to every run that subscribes to this name and correlation value.")
+    run = serializers.UUIDField(
+        required=False, allow_null=True,
+        help_text="Or buffered for this run only, until it subscribes.")
+
+    def validate(self, attrs):
+        if attrs.get("run") and attrs.get("correlation") is not None:
+            raise serializers.ValidationError(
+                {"run": ["name a run or give a correlation value, not both"]})
+        return attrs
+
+
+class EventSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="key", allow_null=True, help_text="The dedupe id, if any.")
+    data = serializers.JSONField(source="payload")
+    run = serializers.UUIDField(source="run_id", allow_null=True)
+    duplicate = serializers.SerializerMethodField(
+        help_text="True when an event with this id had been received before (nothing sent).")
+
+    class Meta:
+        model = models.Event
+        fields = ["id", "name", "run", "correlation", "data", "received_at", "expires_at",
+                  "duplicate"]
+        read_only_fields = fields
+
+    def get_duplicate(self, event: models.Event) -> bool:
+        return bool(self.context.get("duplicate"))
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+class TaskSummarySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    latest_version = serializers.IntegerField()
+    versions = serializers.IntegerField(help_text="How many versions are loaded.")
+    description = serializers.CharField()
+    updated_at = serializers.DateTimeField(help_text="When the latest version was loaded.")
+
+
+class TaskVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = models.TaskDefinition
+        fields = ["version", "description", "checksum", "source_path", "created_at"]
+        read_only_fields = fields
+
+
+class InstructionNodeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class StateNodeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    final = serializers.BooleanField()
+    outcome = serializers.CharField(allow_null=True)
+    instructions = InstructionNodeSerializer(many=True)
+    timeout = serializers.FloatField(allow_null=True, help_text="Seconds.")
+    on_timeout = serializers.CharField(allow_null=True)
+
+
+class TransitionEdgeSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    target = serializers.CharField()
+    index = serializers.IntegerField(help_text="Its position among the state's transitions.")
+    name = serializers.CharField(allow_null=True)
+    condition_kind = serializers.CharField(help_text="always, wait, when, poll or subscribe.")
+
+
+class TaskGraphSerializer(serializers.Serializer):
+    start_state = serializers.CharField()
+    states = StateNodeSerializer(many=True)
+    transitions = TransitionEdgeSerializer(many=True)
+
+
+class TaskDetailSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField(help_text="The version the graph shows.")
+    description = serializers.CharField()
+    versions = TaskVersionSerializer(many=True)
+    graph = TaskGraphSerializer()
+    runs_by_status = serializers.DictField(child=serializers.IntegerField())
+    runs_in_state = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text="Unfinished runs now: state to status to count.")
+
+
+class ValidateInSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        allow_blank=True, max_length=1_000_000, trim_whitespace=False,
+        help_text="The YAML of one task.")
+    source = serializers.CharField(
+        required=False, default="<api>", max_length=500, help_text="A file name for messages.")
+
+
+class ProblemSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    column = serializers.IntegerField()
+    path = serializers.CharField()
+    message = serializers.CharField()
+    severity = serializers.ChoiceField(choices=["error", "warning"])
+
+
+class ValidateOutSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="No errors (warnings may remain).")
+    task = serializers.CharField(allow_null=True)
+    version = serializers.IntegerField(allow_null=True)
+    problems = ProblemSerializer(many=True)
+
+
+# ---------------------------------------------------------------------------- health
+
+
+class CheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    checks = serializers.DictField(child=CheckSerializer())

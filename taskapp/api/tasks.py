@@ -1,0 +1,78 @@
+"""Tasks: what is loaded, each task's versions, graph and live run counts, and validation of
+task YAML without loading it."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from engine.language import validate_text
+from taskapp import selectors
+from taskapp.api import serializers as s
+from taskapp.api.parsers import PlainTextParser, TextYamlParser, YamlTextParser
+from taskapp.api.runs import _errors
+
+
+class TaskListView(APIView):
+    @extend_schema(summary="Loaded tasks",
+                   responses={200: s.TaskSummarySerializer(many=True), **_errors(401)})
+    def get(self, request):
+        return Response(s.TaskSummarySerializer(selectors.tasks_list(), many=True).data)
+
+
+class TaskDetailView(APIView):
+    @extend_schema(
+        summary="A task: its versions, its graph, and its runs now",
+        parameters=[OpenApiParameter("version", int, description="The graph of this version "
+                                     "(default: the latest).")],
+        responses={200: s.TaskDetailSerializer, **_errors(400, 401, 404)},
+    )
+    def get(self, request, name):
+        version = _version(request.query_params.get("version"))
+        definition = selectors.task_definition(name=name, version=version)
+        if definition is None:
+            which = f"version {version} of task '{name}'" if version else f"task '{name}'"
+            raise NotFound(f"{which} is not loaded", code="task_not_found")
+        body = {
+            "name": name, "version": definition.version, "description": definition.description,
+            "versions": selectors.task_versions(name=name),
+            "graph": selectors.task_graph(definition=definition),
+            "runs_by_status": selectors.task_runs_by_status(name=name),
+            "runs_in_state": selectors.task_runs_by_state(name=name),
+        }
+        return Response(s.TaskDetailSerializer(body).data)
+
+
+def _version(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or not 0 < int(text) < 2**31:
+        raise ValidationError({"version": ["a positive whole number"]})
+    return int(text)
+
+
+class TaskValidateView(APIView):
+    """Validate task YAML: JSON ``{"text": ...}``, or the YAML itself as the body."""
+
+    parser_classes = [JSONParser, YamlTextParser, TextYamlParser, PlainTextParser]
+
+    @extend_schema(
+        summary="Validate a task definition (nothing is loaded)",
+        request={"application/json": s.ValidateInSerializer,
+                 "application/yaml": {"type": "string"}},
+        responses={200: s.ValidateOutSerializer, **_errors(400, 401)},
+    )
+    def post(self, request):
+        raw = {"text": request.data} if isinstance(request.data, str) else request.data
+        params = s.ValidateInSerializer(data=raw)
+        params.is_valid(raise_exception=True)
+        report = validate_text(params.validated_data["text"], params.validated_data["source"])
+        return Response(s.ValidateOutSerializer({
+            "ok": report.ok,
+            "task": report.task.name if report.task else None,
+            "version": report.task.version if report.task else None,
+            "problems": report.problems,
+        }).data)

@@ -1,0 +1,26 @@
+"""``/api/``: runs, events, tasks, health, and the OpenAPI schema with its UI."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from taskapp.api import events, health, runs, tasks
+
+urlpatterns = [
+    path("runs/", runs.RunListView.as_view(), name="api-runs"),
+    path("runs/<uuid:pk>/", runs.RunDetailView.as_view(), name="api-run"),
+    path("runs/<uuid:pk>/transitions/", runs.RunTransitionsView.as_view(),
+         name="api-run-transitions"),
+    path("runs/<uuid:pk>/attempts/", runs.RunAttemptsView.as_view(), name="api-run-attempts"),
+    path("runs/<uuid:pk>/cancel/", runs.RunCancelView.as_view(), name="api-run-cancel"),
+    path("runs/<uuid:pk>/redrive/", runs.RunRedriveView.as_view(), name="api-run-redrive"),
+    path("runs/<uuid:pk>/events/", runs.RunEventsView.as_view(), name="api-run-events"),
+    path("events/", events.EventSendView.as_view(), name="api-events"),
+    path("tasks/", tasks.TaskListView.as_view(), name="api-tasks"),
+    path("tasks/validate/", tasks.TaskValidateView.as_view(), name="api-tasks-validate"),
+    path("tasks/<str:name>/", tasks.TaskDetailView.as_view(), name="api-task"),
+    path("tasks/<str:name>/events/", events.TaskEventSendView.as_view(),
+         name="api-task-events"),
+    path("health/", health.HealthView.as_view(), name="api-health"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
