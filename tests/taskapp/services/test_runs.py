@@ -22,7 +22,7 @@ from taskapp.services import (
     wakeups_fire,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 ORDER = """
 name: order
