@@ -141,3 +141,4 @@ class StepOutcome:
     wake_at: datetime | None
     finished: bool
     transitions: int = 0
+    released: bool = True  # False: an event came during the step; look at the run again

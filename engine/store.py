@@ -4,6 +4,7 @@ ORM, and by an in-memory fake in engine tests. The runner never writes anything 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from engine.runs import (
@@ -21,14 +22,21 @@ class RunStore(Protocol):
         self,
         run: RunSnapshot,
         *,
-        transition: TransitionRecord | None = None,
+        transitions: Sequence[TransitionRecord] = (),
         attempts: Sequence[AttemptRecord] = (),
         polls: Sequence[PollRecord] = (),
         subscriptions: Sequence[Subscription] | None = None,
-        consumed_event: str | None = None,
-    ) -> None:
+        consumed_events: Sequence[str] = (),
+        release: bool = False,
+        wake_at: datetime | None = None,
+    ) -> bool:
         """Write the run's new fields and its records in one transaction, guarded by the
-        lease taken when the step began.
+        lease taken when the step began. ``transitions`` are in the order they happened.
+
+        With ``release`` the same write gives the lease back and sets the next wake-up,
+        unless an event or a control request reached the run during the step: then the
+        records are committed, the lease is kept, and False is returned so the caller looks
+        at the run again. Returns True otherwise.
 
         ``subscriptions`` ``None`` leaves them as they are; a sequence replaces them.
 

@@ -9,7 +9,7 @@ history rows are committed in one transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.db import transaction
@@ -29,6 +29,7 @@ from engine.runs import (
 )
 from taskapp import models
 from taskapp.conf import conf
+from taskapp.services.wakeups import backstop
 
 
 @lru_cache(maxsize=512)
@@ -78,11 +79,13 @@ def run_fields(run: RunSnapshot) -> dict[str, object]:
 class DjangoRunStore:
     """The store for one claimed run, held by ``owner`` at ``version``."""
 
-    def __init__(self, *, owner: str, version: int, signal: int):
+    def __init__(self, *, owner: str, version: int, signal: int, fresh: bool = False):
         self.owner = owner
         self.version = version
         self.signal = signal
-        self._seq: int | None = None
+        # A run that never entered a state has no history: its first row is seq 1, without
+        # asking the database.
+        self._seq: int | None = 0 if fresh else None
 
     def _guarded(self, run_id: str) -> models.QuerySet:
         return models.Run.objects.filter(id=run_id, lease_owner=self.owner, version=self.version)
@@ -91,19 +94,19 @@ class DjangoRunStore:
         self,
         run: RunSnapshot,
         *,
-        transition: TransitionRecord | None = None,
+        transitions: Sequence[TransitionRecord] = (),
         attempts: Sequence[AttemptRecord] = (),
         polls: Sequence[PollRecord] = (),
         subscriptions: Sequence[Subscription] | None = None,
-        consumed_event: str | None = None,
-    ) -> None:
+        consumed_events: Sequence[str] = (),
+        release: bool = False,
+        wake_at: datetime | None = None,
+    ) -> bool:
         with transaction.atomic():
-            updated = self._guarded(run.id).update(version=self.version + 1, **run_fields(run))
-            if not updated:
-                raise LeaseLost(run.id)
+            released = self._update(run, release, wake_at)
             self.version += 1
-            if transition is not None:
-                self._add_transition(run.id, transition)
+            if transitions:
+                self._add_transitions(run.id, transitions)
             if attempts:
                 models.InstructionAttempt.objects.bulk_create(
                     [_attempt_row(run.id, a) for a in attempts]
@@ -112,24 +115,56 @@ class DjangoRunStore:
                 _save_poll(run.id, poll)
             if subscriptions is not None:
                 _replace_subscriptions(run.id, subscriptions)
-            if consumed_event is not None:
-                models.EventConsumption.objects.create(
-                    event_id=int(consumed_event), run_id=run.id, at=transition.at
-                    if transition else conf.clock.now()
-                )
+            if consumed_events:
+                at = transitions[-1].at if transitions else conf.clock.now()
+                models.EventConsumption.objects.bulk_create([
+                    models.EventConsumption(event_id=int(e), run_id=run.id, at=at)
+                    for e in consumed_events
+                ])
+        return released or not release
 
-    def _add_transition(self, run_id: str, record: TransitionRecord) -> None:
+    def _update(self, run: RunSnapshot, release: bool, wake_at: datetime | None) -> bool:
+        """The guarded UPDATE of the run row; True when it also released the lease.
+
+        Releasing needs the ``signal`` unchanged since the claim (no event or control
+        request came meanwhile); when it moved, the run's fields are still committed — an
+        event never aborts a step's work — but the lease is kept for another look.
+        """
+        fields = {"version": self.version + 1, **run_fields(run)}
+        if release:
+            releasing = {**fields, **self._release_fields(run, wake_at)}
+            if self._guarded(run.id).filter(signal=self.signal).update(**releasing):
+                return True
+        if not self._guarded(run.id).update(**fields):
+            raise LeaseLost(run.id)
+        return False
+
+    @staticmethod
+    def _release_fields(run: RunSnapshot, wake_at: datetime | None) -> dict[str, object]:
+        now = conf.clock.now()
+        if wake_at is not None and wake_at <= now:
+            wake_at = backstop(now)  # the caller dispatches it at once (see run_advance)
+        fields: dict[str, object] = {"lease_owner": "", "lease_expires_at": None,
+                                     "wake_at": wake_at}
+        if not run.status.finished:
+            fields["status"] = str(RunStatus.WAITING)
+        return fields
+
+    def _add_transitions(self, run_id: str, records: Sequence[TransitionRecord]) -> None:
         if self._seq is None:
             last = models.Transition.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"]
             self._seq = last or 0
-        self._seq += 1
-        models.Transition.objects.create(
-            run_id=run_id, seq=self._seq, from_state=record.from_state or "",
-            to_state=record.to_state or "", trigger=str(record.trigger),
-            condition_kind=record.condition_kind, transition_index=record.transition_index,
-            entry=record.entry, at=record.at, time_in_state=record.time_in_state,
-            detail=record.detail,
-        )
+        rows = []
+        for record in records:
+            self._seq += 1
+            rows.append(models.Transition(
+                run_id=run_id, seq=self._seq, from_state=record.from_state or "",
+                to_state=record.to_state or "", trigger=str(record.trigger),
+                condition_kind=record.condition_kind, transition_index=record.transition_index,
+                entry=record.entry, at=record.at, time_in_state=record.time_in_state,
+                detail=record.detail,
+            ))
+        models.Transition.objects.bulk_create(rows)
 
     def renew_lease(self, run: RunSnapshot) -> None:
         expires = conf.clock.now() + timedelta(seconds=conf.LEASE_SECONDS)
@@ -151,25 +186,6 @@ class DjangoRunStore:
                         key=e.key, correlation=e.correlation)
             for e in rows
         ]
-
-    def release(self, run: RunSnapshot, wake_at: object) -> bool:
-        """Give the run back. False when an event or a control request arrived during the
-        step (its ``signal`` moved): the caller must look at the run again before leaving.
-
-        Raises:
-            LeaseLost: the lease was lost; someone else owns the run.
-        """
-        fields = {"lease_owner": "", "lease_expires_at": None, "wake_at": wake_at}
-        if not run.status.finished:
-            fields["status"] = str(RunStatus.WAITING)
-        if self._guarded(run.id).filter(signal=self.signal).update(**fields):
-            return True
-        current = models.Run.objects.filter(id=run.id).values("lease_owner", "version").first()
-        if not current or current["lease_owner"] != self.owner or current[
-            "version"
-        ] != self.version:
-            raise LeaseLost(run.id)
-        return False
 
 
 def _attempt_row(run_id: str, a: AttemptRecord) -> models.InstructionAttempt:

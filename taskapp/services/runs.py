@@ -157,16 +157,14 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
     row = _claim(run_id, owner)
     if row is None:
         return None
-    store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal)
+    store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal,
+                           fresh=row.entry == 0)
     runner = _runner()
     runner.store = store
     try:
         while True:
-            snapshot = snapshot_of(row)
-            outcome = runner.advance(snapshot)
-            now = conf.clock.now()
-            again = outcome.wake_at is not None and outcome.wake_at <= now
-            if store.release(snapshot, backstop(now) if again else outcome.wake_at):
+            outcome = runner.advance(snapshot_of(row))
+            if outcome.released:
                 break
             row = models.Run.objects.get(id=run_id)  # an event arrived: look again
             store.signal = row.signal
@@ -180,7 +178,7 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
         log.exception("run.step_failed run=%s owner=%s", run_id, owner)
         _let_go(run_id, owner)
         raise
-    if again:
+    if outcome.wake_at is not None and outcome.wake_at <= conf.clock.now():
         dispatch.advance_later(run_id)  # the step yielded its budget; go on at once
     return outcome
 
@@ -240,7 +238,7 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
         if not taken.update(lease_owner=owner, cancel_requested=False):
             raise RunConflict(run.id, run.status, "redrive (it changed meanwhile)", allowed)
         store = DjangoRunStore(owner=owner, version=run.version, signal=run.signal)
-        store.commit(snapshot, transition=record)
+        store.commit(snapshot, transitions=[record])
         models.Run.objects.filter(id=run.id).update(
             lease_owner="", wake_at=backstop(now),
             deadline_at=_deadline(snapshot.task.deadline, now),

@@ -32,33 +32,27 @@ class MemoryStore:
     events: list[EventRecord] = field(default_factory=list)
     consumed: list[str] = field(default_factory=list)
     commits: int = 0
+    releases: int = 0
     renewals: int = 0
     lost: bool = False
     saved: RunSnapshot | None = None
 
-    def commit(
-        self,
-        run,
-        *,
-        transition=None,
-        attempts=(),
-        polls=(),
-        subscriptions=None,
-        consumed_event=None,
-    ) -> None:
+    def commit(self, run, *, transitions=(), attempts=(), polls=(), subscriptions=None,
+               consumed_events=(), release=False, wake_at=None) -> bool:
         if self.lost:
             raise LeaseLost(run.id)
         self.commits += 1
         self.saved = copy.deepcopy(run)
-        if transition is not None:
-            self.transitions.append(transition)
+        self.transitions.extend(transitions)
         self.attempts.extend(attempts)
         for poll in polls:
             self.polls[(poll.entry, poll.transition_index)] = poll
         if subscriptions is not None:
             self.subscriptions = list(subscriptions)
-        if consumed_event is not None:
-            self.consumed.append(consumed_event)
+        self.consumed.extend(consumed_events)
+        if release:
+            self.releases += 1
+        return True
 
     def renew_lease(self, run) -> None:
         if self.lost:

@@ -424,3 +424,36 @@ def test_a_when_declared_first_beats_an_unconditional_transition_checked_later(
     run = new_run(BRANCH, clock.now())
     runner.advance(run)
     assert run.state == "expensive"
+
+
+def test_a_chain_of_pure_transitions_is_committed_once(runner, store, clock):
+    run = new_run(LINEAR, clock.now(), input={"name": "Ada"})
+    runner.advance(run)
+    assert store.commits == 1 and len(store.transitions) == 3
+
+
+def test_the_far_end_is_called_only_once_the_way_there_is_committed(
+        runner, store, clock, http):
+    seen = []
+
+    def answer(spec, ctx):
+        seen.append((store.saved.state, [t.to_state for t in store.transitions]))
+        return {"status": 200, "body": {"amount": 5}, "headers": {}}
+
+    http.answers = [answer]
+    runner.advance(new_run(BRANCH, clock.now()))
+    assert seen == [("check", ["check"])]
+    assert [t.to_state for t in store.transitions] == ["check", "cheap"]
+
+
+def test_subscriptions_are_committed_before_events_are_looked_for(runner, store, clock):
+    looked = []
+    original = store.events_for
+
+    def events_for(run, subscription):
+        looked.append(list(store.subscriptions))
+        return original(run, subscription)
+
+    store.events_for = events_for
+    runner.advance(new_run(SUBSCRIBE, clock.now(), input={"order": "A1"}))
+    assert looked and looked[0] == store.subscriptions != []

@@ -240,17 +240,16 @@ def test_an_event_arriving_during_a_step_is_taken_before_the_worker_lets_go(
         load_task, clock, monkeypatch):
     load_task(ORDER)
     run, _ = run_start(task="order", input={"order_id": "K"})
-    from engine.runner import Runner
+    from taskapp import store as store_module
 
-    original, sent = Runner.advance, []
+    original, sent = store_module.DjangoRunStore.commit, []
 
-    def advance_then_event_arrives(self, snapshot):
-        outcome = original(self, snapshot)
-        if not sent:  # the run just parked, its worker has not released it yet
+    def event_arrives_before_release(self, snapshot, **kwargs):
+        if kwargs.get("release") and not sent:  # the run is about to park and let go
             sent.append(event_send(name="payment.received", correlation="K", key="k-1"))
-        return outcome
+        return original(self, snapshot, **kwargs)
 
-    monkeypatch.setattr(Runner, "advance", advance_then_event_arrives)
+    monkeypatch.setattr(store_module.DjangoRunStore, "commit", event_arrives_before_release)
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.state == "paid" and run.lease_owner == ""

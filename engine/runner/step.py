@@ -1,23 +1,11 @@
-"""The run loop: advance one run as far as it can go, then say when to look at it again.
-
-One call to ``Runner.advance`` is one *step*, made by a worker that holds the run's lease.
-It enters states, runs their instructions in order (with retries), arms and races the
-outgoing transitions' conditions, and applies the first one fulfilled. Every transition is
-committed through the ``RunStore`` before the next state's instructions run, so a crash
-loses at most the work of the state being executed (instructions are at-least-once and
-carry a stable idempotency key). When nothing more can happen now, the step returns the
-next wake-up time and the worker is released: waiting holds no process and no thread.
-
-The runner knows nothing of Django or django-q2; ``taskapp`` claims runs, hands it a
-snapshot and a store, and schedules the wake-up.
-"""
+"""One step of one run: the loop, moving between states, instructions and the race of
+conditions. See ``engine.runner`` for what a step guarantees."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,10 +14,12 @@ from engine import conditions, expressions, instructions
 from engine.backoff import retry_delay, should_retry
 from engine.clock import Clock, from_iso, to_iso
 from engine.conditions import CheckContext, Fulfilment
-from engine.conditions.poll import Poll, PollAttempt
 from engine.datapaths import set_path
 from engine.errors import EngineError, ExpressionError, InstructionError
-from engine.language.model import Instruction, Outcome, PollCondition, State, Transition
+from engine.language.model import Instruction, Outcome, State, Transition
+from engine.runner.batch import Batch
+from engine.runner.polls import PollRacing
+from engine.runner.settings import EngineSettings
 from engine.runs import (
     AttemptRecord,
     PollRecord,
@@ -42,18 +32,6 @@ from engine.runs import (
 )
 from engine.store import RunStore
 
-log = logging.getLogger("async_states.runs")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineSettings:
-    """The knobs a deployment sets (``ASYNC_STATES`` in Django settings)."""
-
-    step_max_transitions: int = 200
-    step_max_seconds: float = 30.0
-    inline_retry_max_seconds: float = 1.0
-    secrets_prefix: str = "ASYNC_STATES_SECRET_"
-
 
 @dataclass(frozen=True, slots=True)
 class Park:
@@ -62,43 +40,18 @@ class Park:
     wake_at: datetime | None
 
 
-class Runner:
-    """Advances runs. One instance per worker process; ``pool`` races I/O conditions."""
-
-    def __init__(
-        self,
-        *,
-        store: RunStore,
-        clock: Clock,
-        pool: ThreadPoolExecutor,
-        settings: EngineSettings | None = None,
-    ):
-        self.store = store
-        self.clock = clock
-        self.pool = pool
-        self.settings = settings or EngineSettings()
-
-    def advance(self, run: RunSnapshot) -> StepOutcome:
-        """Advance ``run`` until it must wait, ends, or the step's budget is spent.
-
-        Raises:
-            LeaseLost: another worker took the run over; this step wrote nothing more.
-        """
-        return _Step(self, run).go()
-
-
-class _Step:
+class Step(PollRacing):
     """The work of one ``advance`` call; holds the records not yet committed."""
 
-    def __init__(self, runner: Runner, run: RunSnapshot):
-        self.runner = runner
-        self.store = runner.store
-        self.clock = runner.clock
-        self.settings = runner.settings
+    def __init__(
+        self, run: RunSnapshot, *, store: RunStore, clock: Clock, pool: ThreadPoolExecutor,
+        settings: EngineSettings,
+    ):
+        self.store, self.clock, self.pool, self.settings = store, clock, pool, settings
         self.run = run
         self.task = run.task
         self.secrets = expressions.Secrets(self.settings.secrets_prefix)
-        self.pending_attempts: list[AttemptRecord] = []
+        self.batch = Batch()
         self.transitions = 0
         self.started = time.monotonic()
 
@@ -108,10 +61,15 @@ class _Step:
         run = self.run
         while True:
             if run.status.finished:
-                return StepOutcome(None, True, self.transitions)
+                outcome = StepOutcome(None, True, self.transitions)
+                break
             park = self._tick()
             if park is not None:
-                return StepOutcome(park.wake_at, False, self.transitions)
+                outcome = StepOutcome(park.wake_at, False, self.transitions)
+                break
+        outcome.released = self.batch.flush(
+            self.store, self.run, release=True, wake_at=outcome.wake_at)
+        return outcome
 
     def _tick(self) -> Park | None:
         """One move of the loop; a ``Park`` when the step must stop here."""
@@ -176,9 +134,9 @@ class _Step:
             transition_index=index, time_in_state=spent,
             detail=self._redact(detail or {}), entry=run.entry,
         )
-        self._commit(transition=record, polls=polls, subscriptions=subscriptions,
-                     consumed_event=consumed_event)
-        self._log_transition(record)
+        self._queue(record, polls, subscriptions)
+        if consumed_event is not None:
+            self.batch.consumed.append(consumed_event)
 
     def _end(
         self,
@@ -198,8 +156,7 @@ class _Step:
             from_state=run.state, to_state=None, trigger=trigger, at=now,
             time_in_state=spent, detail=run.error or {}, entry=run.entry,
         )
-        self._commit(transition=record, polls=polls, subscriptions=subscriptions)
-        self._log_transition(record)
+        self._queue(record, polls, subscriptions)
 
     def _subscriptions_to_clear(self) -> tuple[()] | None:
         """Leaving a state drops its subscriptions; most states have none to drop."""
@@ -230,9 +187,21 @@ class _Step:
         run.finished_at = now
         run.metrics["duration"] = round((now - run.created_at).total_seconds(), 6)
 
-    def _commit(self, **records: Any) -> None:
-        attempts, self.pending_attempts = self.pending_attempts, []
-        self.store.commit(self.run, attempts=attempts, **records)
+    def _queue(
+        self, record: TransitionRecord, polls: Sequence[PollRecord],
+        subscriptions: Sequence[Subscription] | None,
+    ) -> None:
+        self.batch.transitions.append(record)
+        self.batch.add_polls(polls)
+        if subscriptions is not None:
+            self.batch.subscriptions = subscriptions
+
+    def _flush(self) -> None:
+        """Commit what the step has queued: before anything outside the database happens,
+        and when the step ends."""
+        if self.batch.transitions or self.batch.attempts or self.batch.dirty or (
+                self.batch.subscriptions is not None):
+            self.batch.flush(self.store, self.run)
 
     # ------------------------------------------------------------------ instructions
 
@@ -257,7 +226,9 @@ class _Step:
         run, cursor = self.run, self.run.cursor
         attempt = cursor["attempt"] + 1
         cursor["attempt"] = attempt
+        self.batch.dirty = True
         if instruction.kind != "set":
+            self._flush()  # the way here is durable before the far end hears of it
             self.store.renew_lease(run)
         started, t0 = self.clock.now(), time.monotonic()
         try:
@@ -271,7 +242,7 @@ class _Step:
         self._save_result(instruction, result)
         cursor.update(index=cursor["index"] + 1, attempt=0, retry_at=None, last_error=None)
         if instruction.kind != "set":
-            self._commit()  # the result is durable before the next instruction runs
+            self._flush()  # the result is durable before the next instruction runs
         return True
 
     def _after_failure(self, state: State, instruction: Instruction) -> Park | None:
@@ -284,7 +255,7 @@ class _Step:
                 return None
             retry_at = self.clock.now() + timedelta(seconds=delay)
             cursor["retry_at"] = to_iso(retry_at)
-            self._commit()
+            self.batch.dirty = True
             return Park(self._earliest(retry_at))
         detail = {"instruction": instruction.name, "attempts": attempt, **error}
         if instruction.on_error:
@@ -312,7 +283,7 @@ class _Step:
         self.run.metrics["attempts"] = self.run.metrics.get("attempts", 0) + 1
         if error is not None:
             self.run.metrics["failures"] = self.run.metrics.get("failures", 0) + 1
-        self.pending_attempts.append(AttemptRecord(
+        self.batch.attempts.append(AttemptRecord(
             state=state.name, entry=self.run.entry, instruction=instruction.name,
             kind=instruction.kind, attempt=attempt, ok=error is None, started_at=started,
             duration=time.monotonic() - t0,
@@ -322,6 +293,7 @@ class _Step:
 
     def _save_result(self, instruction: Instruction, result: Any) -> None:
         run = self.run
+        self.batch.dirty = True
         if instruction.kind == "set":
             for path, value in result.items():
                 run.data = set_path(run.data, path, self._redact(value))
@@ -348,7 +320,7 @@ class _Step:
         if due:
             self._race_polls(state, due)
             return None
-        self._commit(polls=self._poll_records(state, "polling"))
+        self.batch.add_polls(self._poll_records(state, "polling"))
         return Park(self._earliest(*self._condition_wakes(state)))
 
     def _arm(self, state: State) -> None:
@@ -364,10 +336,12 @@ class _Step:
             self._condition_failed(state, exc, "arming")
             return
         self.run.cursor["armed"] = armed
+        self.batch.dirty = True
         subscriptions = self._subscriptions(state)
         if subscriptions:
             self.run.cursor["subscribed"] = True
-            self._commit(subscriptions=subscriptions)
+            self.batch.subscriptions = subscriptions
+            self._flush()
 
     def _subscriptions(self, state: State) -> list[Subscription]:
         armed, found = self.run.cursor["armed"], []
@@ -437,103 +411,6 @@ class _Step:
         candidates = [m for m in (*moments, self.run.deadline_at) if m is not None]
         return min(candidates) if candidates else None
 
-    # ------------------------------------------------------------------ polls
-
-    def _due_polls(self, state: State, now: datetime) -> list[int]:
-        armed, poll = self.run.cursor["armed"], conditions.plugin_for("poll")
-        assert isinstance(poll, Poll)
-        return [
-            index for index, transition in enumerate(state.transitions)
-            if transition.condition_kind == "poll" and poll.due(armed[str(index)], now)
-        ]
-
-    def _race_polls(self, state: State, due: list[int]) -> None:
-        """Run the due poll attempts concurrently; the first fulfilled wins and the others
-        are abandoned (their results are discarded). Bounded by the state timeout."""
-        self.store.renew_lease(self.run)
-        poll = conditions.plugin_for("poll")
-        assert isinstance(poll, Poll)
-        futures: dict[Future[PollAttempt], int] = {
-            self.runner.pool.submit(poll.attempt, self._poll_executor(state, i), self.clock.now):
-            i for i in due
-        }
-        exhausted: list[int] = []
-        while futures:
-            done, _ = wait(futures, timeout=self._seconds_left(), return_when=FIRST_COMPLETED)
-            if not done:
-                break  # the state timed out with attempts in flight: abandon them
-            for future in sorted(done, key=futures.__getitem__):
-                index = futures.pop(future)
-                settled = self._settle(state, poll, index, future.result())
-                if settled is not None and settled.fulfilment is not None:
-                    self._take(state, index, state.transitions[index], settled.fulfilment)
-                    return
-                if settled is not None and settled.exhausted:
-                    exhausted.append(index)
-        if exhausted and not self.run.status.finished:
-            self._poll_exhausted(state, exhausted[0])
-
-    def _settle(self, state: State, poll: Poll, index: int, attempt: PollAttempt) -> Any:
-        armed = self.run.cursor["armed"]
-        try:
-            settled = poll.settle(state.transitions[index].condition, armed[str(index)],
-                                  attempt, self._check_context())
-        except ExpressionError as exc:
-            self._condition_failed(state, exc, "checking")
-            return None
-        armed[str(index)] = self._redact(settled.armed)
-        return settled
-
-    def _poll_exhausted(self, state: State, index: int) -> None:
-        transition = state.transitions[index]
-        condition = transition.condition
-        assert isinstance(condition, PollCondition)
-        armed = self.run.cursor["armed"][str(index)]
-        detail = {"code": "poll_exhausted", "transition": index, "attempts": armed["attempts"],
-                  "last_error": armed["last_error"],
-                  "message": f"poll for '{transition.target}' in state '{state.name}' gave up "
-                  f"after {armed['attempts']} attempt(s)"}
-        polls = self._poll_records(state, "cancelled", winner=index, winner_outcome="exhausted")
-        if condition.on_error:
-            self._enter(condition.on_error, Trigger.ERROR, detail=detail, polls=polls)
-        else:
-            self._end(RunStatus.FAILED, Trigger.ERROR, detail, polls=polls)
-
-    def _poll_executor(self, state: State, index: int) -> Any:
-        condition = state.transitions[index].condition
-        assert isinstance(condition, PollCondition)
-        attempt = self.run.cursor["armed"][str(index)]["attempts"] + 1
-        ctx = self._exec_context(condition.instruction, attempt)
-        ctx = instructions.ExecContext(
-            render=ctx.render, timeout=ctx.timeout, attempt=attempt,
-            idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}",
-        )
-        return lambda: instructions.execute(condition.instruction, ctx)
-
-    def _seconds_left(self) -> float | None:
-        limit = self._earliest(from_iso(self.run.cursor.get("timeout_at")))
-        if limit is None:
-            return None
-        return max((limit - self.clock.now()).total_seconds(), 0.0)
-
-    def _poll_records(
-        self, state: State, others: str, winner: int | None = None,
-        winner_outcome: str = "fulfilled",
-    ) -> list[PollRecord]:
-        """One aggregated record per poll of this state entry that made any attempt."""
-        armed, records = self.run.cursor.get("armed", {}), []
-        for index, transition in enumerate(state.transitions):
-            mine = armed.get(str(index))
-            if transition.condition_kind != "poll" or not mine or not mine["attempts"]:
-                continue
-            outcome = winner_outcome if index == winner else others
-            records.append(PollRecord(
-                state=state.name, entry=self.run.entry, transition_index=index,
-                target=transition.target, attempts=mine["attempts"],
-                first_at=from_iso(mine["first_at"]), last_at=from_iso(mine["last_at"]),
-                outcome=outcome, last_result=mine["last_result"], last_error=mine["last_error"],
-            ))
-        return records
 
     # ------------------------------------------------------------------ context
 
@@ -560,45 +437,3 @@ class _Step:
     def _redact(self, value: Any) -> Any:
         used = self.secrets.used_values
         return expressions.redact(value, used) if used else value
-
-    def _log_transition(self, record: TransitionRecord) -> None:
-        run = self.run
-        log.info(
-            "run.transition run=%s task=%s version=%s from=%s to=%s trigger=%s condition=%s "
-            "time_in_state=%.3f", run.id, self.task.name, self.task.version, record.from_state,
-            record.to_state, record.trigger, record.condition_kind or "-", record.time_in_state,
-        )
-        if run.status.finished:
-            metrics = run.metrics
-            log.info(
-                "run.finished run=%s task=%s version=%s status=%s state=%s duration=%.3f "
-                "transitions=%s attempts=%s failures=%s", run.id, self.task.name,
-                self.task.version, run.status, run.state, metrics.get("duration", 0.0),
-                metrics.get("transitions", 0), metrics.get("attempts", 0),
-                metrics.get("failures", 0),
-            )
-
-
-# ---------------------------------------------------------------------- control
-
-
-def prepare_redrive(run: RunSnapshot, target: str, now: datetime) -> TransitionRecord:
-    """Put a failed, timed-out or cancelled run back into ``target`` (re-running its
-    instructions), keeping its data. Returns the transition to commit with it.
-
-    Raises:
-        KeyError: ``target`` is not a state of the run's definition.
-    """
-    state = run.task.state(target)
-    record = TransitionRecord(
-        from_state=run.state, to_state=target, trigger=Trigger.REDRIVE, at=now,
-        detail={"previous_status": str(run.status), "previous_error": run.error},
-        entry=run.entry + 1,
-    )
-    run.state, run.entry, run.state_entered_at = target, run.entry + 1, now
-    run.status, run.error, run.finished_at = RunStatus.RUNNING, None, None
-    timeout = run.task.timeout_for(state)
-    run.cursor = {"phase": "instructions", "index": 0, "attempt": 0, "retry_at": None,
-                  "timeout_at": to_iso(now + timeout) if timeout is not None else None}
-    run.metrics["redrives"] = run.metrics.get("redrives", 0) + 1
-    return record

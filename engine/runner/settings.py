@@ -1,0 +1,13 @@
+"""The knobs of the run loop that a deployment sets (``ASYNC_STATES`` in Django settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    step_max_transitions: int = 200
+    step_max_seconds: float = 30.0
+    inline_retry_max_seconds: float = 1.0
+    secrets_prefix: str = "ASYNC_STATES_SECRET_"
