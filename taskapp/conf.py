@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 60.0,
     "TICK_SECONDS": 0.05,
     "REDISPATCH_SECONDS": 30.0,
+    # The timer dispatches due wake-ups only while django-q2's queue holds fewer tasks than
+    # this: a backlog is worked off in wake-up order instead of growing with re-dispatches.
+    "TIMER_MAX_QUEUE": 200,
     "SECRETS_PREFIX": "ASYNC_STATES_SECRET_",
     "EVENT_TTL_SECONDS": 86400.0,
     "STEP_MAX_TRANSITIONS": 200,

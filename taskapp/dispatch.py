@@ -25,6 +25,19 @@ def advance_later(run_id: object) -> None:
     transaction.on_commit(lambda: _enqueue(str(run_id)))
 
 
+_broker = None
+
+
+def queue_depth() -> int:
+    """Tasks waiting in django-q2's queue (not yet taken by a worker)."""
+    global _broker
+    if _broker is None:
+        from django_q.brokers import get_broker
+
+        _broker = get_broker()
+    return int(_broker.queue_size() or 0)
+
+
 def _enqueue(run_id: str) -> None:
     from django_q.tasks import async_task
 

@@ -27,13 +27,23 @@ def backstop(now: datetime) -> datetime:
 
 
 def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
-    """Dispatch every run whose wake-up is due (at most ``limit``); returns their ids."""
+    """Dispatch runs whose wake-up is due, earliest first; returns their ids.
+
+    At most ``limit``, and only as many as keep django-q2's queue under
+    ``TIMER_MAX_QUEUE`` (back-pressure): while the workers are behind, a run already in the
+    queue would otherwise be dispatched again each time its backstop passed, and the
+    backlog would feed itself. Due runs simply wait their turn, in wake-up order.
+    """
     now = now or conf.clock.now()
     later = backstop(now)
     # A plain read first: on SQLite every atomic block takes the write lock (IMMEDIATE
     # mode), and the timer polls many times a second while mostly nothing is due.
     if not models.Run.objects.filter(wake_at__lte=now).exists():
         return []
+    if conf.DISPATCH == "queue":
+        limit = min(limit, int(conf.TIMER_MAX_QUEUE) - dispatch.queue_depth())
+        if limit <= 0:
+            return []
     with transaction.atomic():
         due = (
             models.Run.objects.select_for_update(skip_locked=True)

@@ -6,7 +6,9 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 from taskapp import models
 from taskapp.services import (
@@ -282,3 +284,23 @@ def test_each_commit_moves_updated_at(load_task, clock):
     run_advance(run_id=run.pk)
     run.refresh_from_db()
     assert run.updated_at == run.state_entered_at == clock.now()
+
+
+def test_the_timer_holds_back_while_the_queue_is_deep(load_task, clock, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    from taskapp import dispatch
+
+    load_task(ORDER)
+    run, _ = run_start(task="order", input={"order_id": "N"})
+    run_advance(run_id=run.pk)
+    clock.advance(3600)
+    sent = []
+    monkeypatch.setattr(dispatch, "_enqueue", sent.append)
+    with override_settings(ASYNC_STATES={**settings.ASYNC_STATES, "DISPATCH": "queue",
+                                         "TIMER_MAX_QUEUE": 10}):
+        monkeypatch.setattr(dispatch, "queue_depth", lambda: 10)
+        assert wakeups_fire(now=clock.now()) == []
+        monkeypatch.setattr(dispatch, "queue_depth", lambda: 9)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert wakeups_fire(now=clock.now()) == [str(run.pk)]
+    assert sent == [str(run.pk)]
