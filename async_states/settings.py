@@ -180,6 +180,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON (task YAML may also be posted as text to /api/tasks/validate/).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # One JSON error shape for every failure: {"code", "message", "errors"} (taskapp/api/errors.py).
     "EXCEPTION_HANDLER": "taskapp.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -191,6 +193,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Start, follow, signal and control runs of YAML-declared state-machine tasks.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Like every endpoint but health: the schema and its UI need a user (session or token).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Swagger UI from our own static files (drf-spectacular-sidecar): no CDN needed.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -16,7 +16,7 @@ from taskapp.api.runs import _errors, event_response
 
 def _send(data: dict, run_id=None):
     event, created = services.event_send(
-        name=data["name"], payload=data["data"], key=data.get("id"),
+        name=data["name"], payload=data.get("data"), key=data.get("id"),
         run_id=run_id if run_id is not None else data.get("run"),
         correlation=data.get("correlation"), ttl=data.get("ttl"))
     return event_response(event, created)

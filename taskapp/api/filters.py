@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 import django_filters as filters
 from django import forms
 from django.db.models import QuerySet
+from django.utils.dateparse import parse_duration as parse_iso_duration
+from drf_spectacular.utils import extend_schema_field
 
 from engine.language import parse_duration
 from taskapp import models
@@ -16,18 +18,31 @@ ORDERINGS = ["-created_at", "created_at", "-updated_at", "updated_at"]
 
 
 class DurationField(forms.CharField):
-    """Seconds (``3600``) or the task language's durations (``1h``, ``90m``, ``1d12h``)."""
+    """Seconds (``3600``), the task language's durations (``1h``, ``90m``, ``1d12h``) or
+    ISO 8601 (``PT1H``)."""
 
     def to_python(self, value: str) -> timedelta | None:
         text = super().to_python(value).strip()
         if not text:
             return None
+        duration = _duration(text)
         try:
-            duration = parse_duration(float(text) if _number(text) else text)
             datetime.now() - duration  # noqa: B018 - a too large duration fails here, not later
-        except (ValueError, OverflowError) as exc:
-            raise forms.ValidationError(str(exc)) from None
+        except OverflowError:
+            raise forms.ValidationError(f"duration '{text}' is too long") from None
         return duration
+
+
+def _duration(text: str) -> timedelta:
+    if text.upper().startswith("P"):
+        iso = parse_iso_duration(text)
+        if iso is None or iso < timedelta(0):
+            raise forms.ValidationError(f"bad ISO 8601 duration '{text}'")
+        return iso
+    try:
+        return parse_duration(float(text) if _number(text) else text)
+    except (ValueError, OverflowError) as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 def _number(text: str) -> bool:
@@ -38,22 +53,27 @@ def _number(text: str) -> bool:
     return True
 
 
+@extend_schema_field({"type": "string", "example": "1h"})
 class DurationFilter(filters.Filter):
     field_class = DurationField
 
 
+class IntegerFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
 class RunFilter(filters.FilterSet):
     task = filters.CharFilter(field_name="task_name", help_text="Task name.")
-    version = filters.NumberFilter(field_name="task_version", help_text="Task version.")
+    version = IntegerFilter(field_name="task_version", help_text="Task version.")
     status = filters.MultipleChoiceFilter(
         choices=models.Run.Status.choices, help_text="Status; repeat for several.")
     state = filters.CharFilter(help_text="Current state.")
     in_state_longer_than = DurationFilter(
         method="_in_state_longer_than",
-        help_text="In its current state for more than this: seconds, or 30m, 1h, 2d.")
+        help_text="In its current state for more than this: seconds, 30m, 1h, 2d or PT1H.")
     in_state_shorter_than = DurationFilter(
         method="_in_state_shorter_than",
-        help_text="In its current state for less than this: seconds, or 30m, 1h, 2d.")
+        help_text="In its current state for less than this: seconds, 30m, 1h, 2d or PT1H.")
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     finished_after = filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")

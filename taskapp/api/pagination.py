@@ -9,11 +9,31 @@ from rest_framework.pagination import CursorPagination
 from taskapp.api.filters import ORDERINGS
 
 
-class RunCursorPagination(CursorPagination):
+class _StrictCursorPagination(CursorPagination):
+    """A bad ``cursor`` or ``page_size`` is a 400 naming it, not a 404 or a silent default."""
+
+    page_size_query_param = "page_size"
+
+    def get_page_size(self, request):
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not text.isdigit() or not 1 <= int(text) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {"page_size": [f"a whole number from 1 to {self.max_page_size}"]})
+        return int(text)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:  # a cursor we did not make is bad input, not a 404
+            raise exceptions.ValidationError({"cursor": [str(exc.detail)]}) from None
+
+
+class RunCursorPagination(_StrictCursorPagination):
     """Newest first by ``created_at``; ``?ordering=-updated_at`` orders by last transition."""
 
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
     ordering = ("-created_at", "-id")
 
@@ -23,23 +43,10 @@ class RunCursorPagination(CursorPagination):
             return (chosen, f"{'-' if chosen.startswith('-') else ''}id")
         return self.ordering
 
-    def paginate_queryset(self, queryset, request, view=None):
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except exceptions.NotFound as exc:  # a cursor we did not make is bad input, not a 404
-            raise exceptions.ValidationError({"cursor": [str(exc.detail)]}) from None
 
-
-class HistoryCursorPagination(CursorPagination):
+class HistoryCursorPagination(_StrictCursorPagination):
     """A run's transitions or attempts, oldest first."""
 
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
     ordering = ("id",)
-
-    def paginate_queryset(self, queryset, request, view=None):
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except exceptions.NotFound as exc:
-            raise exceptions.ValidationError({"cursor": [str(exc.detail)]}) from None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -14,6 +17,8 @@ from taskapp.api.filters import RunFilter
 from taskapp.api.pagination import HistoryCursorPagination, RunCursorPagination
 from taskapp.api.permissions import CanControlRuns, CanStartRuns
 
+# Run ids are UUIDs; the URL takes any text so that a malformed one is the API's JSON 404.
+RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Run id.")
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer) for code in (400, 401, 403, 404, 409)}
 
 
@@ -21,10 +26,18 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in codes}
 
 
-def _run_or_404(run_id: object):
-    run = selectors.run_get(run_id=run_id)
+def run_id(text: str) -> uuid.UUID:
+    """The run id of a URL; a 404 (not Django's HTML one) when it cannot be one."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(f"run {text} does not exist", code="run_not_found") from None
+
+
+def _run_or_404(pk: str):
+    run = selectors.run_get(run_id=run_id(pk))
     if run is None:
-        raise NotFound(f"run {run_id} does not exist", code="run_not_found")
+        raise NotFound(f"run {pk} does not exist", code="run_not_found")
     return run
 
 
@@ -64,7 +77,8 @@ class RunListView(generics.ListAPIView):
 
 
 class RunDetailView(APIView):
-    @extend_schema(summary="A run", responses={200: s.RunSerializer, **_errors(401, 404)})
+    @extend_schema(summary="A run", parameters=[RUN_ID],
+                   responses={200: s.RunSerializer, **_errors(401, 404)})
     def get(self, request, pk):
         return Response(s.RunSerializer(_run_or_404(pk)).data)
 
@@ -81,7 +95,7 @@ class RunTransitionsView(_RunHistoryView):
     serializer_class = s.TransitionSerializer
     rows = staticmethod(lambda run: selectors.run_transitions(run=run))
 
-    @extend_schema(summary="A run's transitions, oldest first",
+    @extend_schema(summary="A run's transitions, oldest first", parameters=[RUN_ID],
                    responses={200: s.TransitionSerializer(many=True), **_errors(400, 401, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -91,7 +105,7 @@ class RunAttemptsView(_RunHistoryView):
     serializer_class = s.AttemptSerializer
     rows = staticmethod(lambda run: selectors.run_attempts(run=run))
 
-    @extend_schema(summary="A run's instruction attempts, oldest first",
+    @extend_schema(summary="A run's instruction attempts, oldest first", parameters=[RUN_ID],
                    responses={200: s.AttemptSerializer(many=True), **_errors(400, 401, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -100,30 +114,31 @@ class RunAttemptsView(_RunHistoryView):
 class RunCancelView(APIView):
     permission_classes = [CanControlRuns]
 
-    @extend_schema(summary="Cancel a run", request=None,
+    @extend_schema(summary="Cancel a run", parameters=[RUN_ID], request=None,
                    responses={200: s.RunSerializer, **_errors(401, 403, 404, 409)})
     def post(self, request, pk):
-        run = services.run_cancel(run_id=pk)
+        run = services.run_cancel(run_id=run_id(pk))
         return Response(s.RunSerializer(selectors.run_get(run_id=run.pk)).data)
 
 
 class RunRedriveView(APIView):
     permission_classes = [CanControlRuns]
 
-    @extend_schema(summary="Redrive a failed, timed-out or cancelled run",
+    @extend_schema(summary="Redrive a failed, timed-out or cancelled run", parameters=[RUN_ID],
                    request=s.RedriveSerializer,
                    responses={200: s.RunSerializer, **_errors(400, 401, 403, 404, 409)})
     def post(self, request, pk):
         params = s.RedriveSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        run = services.run_redrive(run_id=pk, state=params.validated_data.get("state"))
+        run = services.run_redrive(run_id=run_id(pk), state=params.validated_data.get("state"))
         return Response(s.RunSerializer(selectors.run_get(run_id=run.pk)).data)
 
 
 class RunEventsView(APIView):
     permission_classes = [CanControlRuns]
 
-    @extend_schema(summary="Send an event to a run", request=s.EventInSerializer,
+    @extend_schema(summary="Send an event to a run", parameters=[RUN_ID],
+                   request=s.EventInSerializer,
                    responses={201: s.EventSerializer, 200: s.EventSerializer,
                               **_errors(400, 401, 403, 404, 409)})
     def post(self, request, pk):
@@ -131,7 +146,7 @@ class RunEventsView(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         event, created = services.event_send(
-            name=data["name"], payload=data["data"], key=data.get("id"), run_id=pk,
+            name=data["name"], payload=data.get("data"), key=data.get("id"), run_id=run_id(pk),
             ttl=data.get("ttl"))
         return event_response(event, created)
 

@@ -108,7 +108,8 @@ class EventInSerializer(serializers.Serializer):
     id = serializers.CharField(
         max_length=200, required=False, allow_null=True,
         help_text="A dedupe id: an event whose id was seen before is ignored (200).")
-    data = serializers.JSONField(required=False, default=dict, help_text="The payload.")
+    data = serializers.JSONField(required=False, default=dict, allow_null=True,
+                                 help_text="The payload (null: none).")
     ttl = serializers.FloatField(
         min_value=0, max_value=366 * 86400, required=False, allow_null=True,
         help_text="Seconds the event is kept for runs that subscribe later (default 1 day).")
