@@ -41,3 +41,9 @@ clean:
 # Everything `make run` made: the virtualenv, the database, the secret key.
 distclean: clean
 	rm -rf $(VENV) var
+
+# The benchmark suite (bench/run.py) against PostgreSQL + Redis on this machine: prints a
+# table and writes bench/results/<date>.json. QUICK=1: small counts, under two minutes.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)

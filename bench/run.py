@@ -22,8 +22,8 @@ from pathlib import Path
 from bench.harness import DEFAULT_PG, DEFAULT_REDIS, ROOT, scratch_database, setup_django
 from bench.report import Report
 
-SCENARIOS = ("ceiling", "throughput", "scale_out", "latency", "waiting", "growth",
-             "http_overhead")
+SCENARIOS = ("ceiling", "throughput", "scale_out", "latency", "http_overhead", "waiting",
+             "growth")
 
 
 @dataclass

@@ -35,8 +35,8 @@ def run(suite) -> None:
     from taskapp.services import definition_load
 
     sizes = suite.pick(quick=(10_000,), full=(10_000, 100_000, 1_000_000))
-    runs = suite.pick(quick=60, full=300)
-    requests = suite.pick(quick=20, full=50)
+    runs = suite.pick(quick=30, full=300)
+    requests = suite.pick(quick=10, full=50)
     scenario = suite.report.scenario(
         "growth", "Growth: per-transition time and list latency against history size",
         sizes=list(sizes), throughput_runs=runs, workers=2, list_requests_per_rep=requests,

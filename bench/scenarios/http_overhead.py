@@ -58,7 +58,7 @@ class FarEnd:
 
 
 def run(suite) -> None:
-    runs = suite.pick(quick=10, full=40)
+    runs = suite.pick(quick=4, full=40)
     scenario = suite.report.scenario(
         "http_overhead", "HTTP instruction: engine overhead per call beyond the server's time",
         runs_per_rep=runs, calls_per_run=CALLS, workers=1, reps=suite.reps,

@@ -20,10 +20,10 @@ UNITS = {"p50_ms": "ms", "p99_ms": "ms", "max_ms": "ms"}
 
 
 def run(suite) -> None:
-    events = suite.pick(quick=150, full=1000)
-    timers = suite.pick(quick=150, full=1000)
-    starts = suite.pick(quick=100, full=1000)
-    rate = suite.pick(quick=50.0, full=20.0)
+    events = suite.pick(quick=40, full=1000)
+    timers = suite.pick(quick=40, full=1000)
+    starts = suite.pick(quick=40, full=1000)
+    rate = 20.0
     scenario = suite.report.scenario(
         "latency", "Latency: event, timer, REST start, dashboard push",
         workers=2, reps=suite.reps, events=events, timers=timers, rest_starts=starts,
@@ -71,7 +71,7 @@ def _timers(suite, count: int, rate: float) -> dict[str, float]:
     from taskapp import models
 
     reset_runs(suite.redis_url)
-    first_due = time.time() + 3 + count * 0.02
+    first_due = time.time() + 2 + count * 0.02
     dues = {service_start("timed", {"due": first_due + i / rate}): first_due + i / rate
             for i in range(count)}
     finished(dues, first_due - time.time() + count / rate + 120)

@@ -13,8 +13,8 @@ UNITS = {"transitions_per_s": "/s", "ms_per_transition": "ms"}
 
 
 def run(suite) -> None:
-    runs = suite.pick(quick=150, full=1000)
-    workers = (1, 2, 4)
+    runs = suite.pick(quick=40, full=1000)
+    workers = suite.pick(quick=(1, 2), full=(1, 2, 4))
     scenario = suite.report.scenario(
         "throughput", "Throughput: chain10 runs, transitions/s end to end",
         runs=runs, task="chain10 (10 states, 10 transitions a run, no instructions)",
@@ -41,8 +41,8 @@ def run(suite) -> None:
 
 
 def run_scale_out(suite) -> None:
-    runs = suite.pick(quick=150, full=1000)
-    processes = (1, 2, 3)
+    runs = suite.pick(quick=40, full=1000)
+    processes = suite.pick(quick=(1, 3), full=(1, 2, 3))
     scenario = suite.report.scenario(
         "scale_out", "Scale-out: 1, 2, 3 cluster processes (2 workers each) on one PG + Redis",
         runs=runs, task="chain10", processes=list(processes), workers_per_process=2,

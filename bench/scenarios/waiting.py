@@ -22,7 +22,7 @@ ENGINE_PARKED = 10_000
 
 
 def run(suite) -> None:
-    sizes = suite.pick(quick=(500,), full=(10_000, 100_000))
+    sizes = suite.pick(quick=(300,), full=(10_000, 100_000))
     scenario = suite.report.scenario(
         "waiting", "Waiting at scale: runs parked in wait + subscribe",
         sizes=list(sizes), workers=2, engine_parked_up_to=ENGINE_PARKED,
@@ -41,7 +41,7 @@ def _one(suite, scenario, size: int) -> None:
     reset_runs(suite.redis_url)
     _vacuum()
     with Cluster(2, **suite.env) as cluster:
-        warm = start_many(lambda i: service_start("chain10"), 50)
+        warm = start_many(lambda i: service_start("chain10"), 20)
         finished(warm, 60)
         time.sleep(1)
         idle, bytes_before = _memory(cluster), _db_bytes()
