@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import django_filters as filters
 from django import forms
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_duration as parse_iso_duration
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
 from engine.language import parse_duration
@@ -58,6 +59,24 @@ class DurationFilter(filters.Filter):
     field_class = DurationField
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """ISO 8601, in UTC before it reaches the database: PostgreSQL refuses offsets beyond
+    ±15:59 that Python accepts (+16:08 was a 500 before)."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("this time is out of range") from None
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class IntegerFilter(filters.NumberFilter):
     field_class = forms.IntegerField
 
@@ -74,10 +93,10 @@ class RunFilter(filters.FilterSet):
     in_state_shorter_than = DurationFilter(
         method="_in_state_shorter_than",
         help_text="In its current state for less than this: seconds, 30m, 1h, 2d or PT1H.")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    finished_after = filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
-    finished_before = filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    finished_after = UtcDateTimeFilter(field_name="finished_at", lookup_expr="gte")
+    finished_before = UtcDateTimeFilter(field_name="finished_at", lookup_expr="lt")
     # Read by the cursor pagination (taskapp.api.pagination); declared here to be validated
     # and documented with the other parameters.
     ordering = filters.ChoiceFilter(
