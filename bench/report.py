@@ -106,3 +106,34 @@ def format_figure(f: Figure) -> str:
     ratio = f"{f.ratio:.0%}" if f.ratio is not None else ""
     return (f"{f.case:<44} {metric:<24} {fmt(f.median):>10} {fmt(f.min):>10} "
             f"{fmt(f.max):>10} {f.reps:>4} {ratio:>8}")
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """The figures of a JSON report as Markdown tables, one per scenario."""
+    ceiling = data.get("ceiling_commits_per_s")
+    out = [f"Mode: {data['mode']}. Command: `{data['command']}`.", ""]
+    if ceiling:
+        out += [f"Ceiling for every ratio: **{ceiling:,.0f}** commits/s.", ""]
+    for s in data["scenarios"]:
+        out += [f"### {s['title']}", ""]
+        out += ["Parameters: " + "; ".join(f"{k} = {v}" for k, v in s["params"].items())
+                + f". Took {s['seconds']:.0f} s.", ""]
+        out += [f"- {note}" for note in s["notes"]] + ([""] if s["notes"] else [])
+        out += ["| case | metric | median | min | max | reps | ÷ ceiling |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for f in s["figures"]:
+            metric = f"{f['metric']} ({f['unit']})" if f["unit"] else f["metric"]
+            if f["note"] and f["median"] is None:
+                out.append(f"| {f['case']} | {metric} | {f['note']} | | | | |")
+                continue
+            ratio = f"{f['ratio']:.0%}" if f["ratio"] is not None else ""
+            out.append(f"| {f['case']} | {metric} | {fmt(f['median'])} | {fmt(f['min'])} | "
+                       f"{fmt(f['max'])} | {f['reps']} | {ratio} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))

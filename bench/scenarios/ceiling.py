@@ -7,7 +7,7 @@ from bench.harness import DEFAULT_PG, aggregate, scratch_database
 
 
 def run(suite) -> None:
-    commits = suite.pick(quick=400, full=5000)
+    commits = suite.pick(quick=1000, full=5000)
     scenario = suite.report.scenario(
         "ceiling", "Ceiling: psycopg2, one UPDATE + one INSERT per commit",
         commits_per_process=commits, processes=[1, 2], reps=suite.reps,

@@ -28,7 +28,7 @@ def run(suite) -> None:
         sizes=list(sizes), workers=2, engine_parked_up_to=ENGINE_PARKED,
         fire="half by timer (all due at one time), half by event (sent from 2 threads)",
         reps="1 (memory: median of 5 samples 0.5 s apart)",
-        drain_bound_s=suite.pick(120, 900))
+        drain_bound_s=suite.pick(120, 600))
     for size in sizes:
         _one(suite, scenario, size)
 
@@ -101,7 +101,7 @@ def _drain(suite, size: int) -> dict[str, float]:
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda i: event_send(name="go", correlation=f"k{i}"),
                       range(1, size, 2)))
-    bound = suite.pick(120, 900)
+    bound = suite.pick(120, 600)
     wait_until(lambda: models.Run.objects.filter(task_name="parked", status="succeeded")
                .count() >= size, bound, every=0.5)
     seconds = time.monotonic() - began
