@@ -121,7 +121,10 @@ def read_yaml(text: str, source: str = "<string>") -> tuple[Node | None, list[Pr
         The root node (``None`` when the text is empty or not valid YAML) and the problems found:
         a syntax error, more than one document, unsupported tags, duplicate keys.
     """
-    loader = _TaskLoader(text)
+    try:
+        loader = _TaskLoader(text)  # checks every character up front
+    except yaml.reader.ReaderError as exc:
+        return None, [_reader_problem(exc, text, source)]
     try:
         root = loader.get_single_node()
         if root is None:
@@ -144,6 +147,17 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
     if "expected a single document" in (exc.context or ""):
         reason = "the file holds more than one YAML document; put one task per file"
     return _problem(source, line, column, "", f"YAML syntax error: {reason}")
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str, source: str) -> Problem:
+    """A character YAML does not allow (a control character, a stray byte): PyYAML reports
+    it by offset, so turn that into a line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return _problem(source, line, column, "", f"character #x{code:04x} is not allowed in YAML; "
+                    "remove it or quote it as an escape (\\x..) in a double-quoted string")
 
 
 def _problem(source: str, line: int, column: int, path: str, message: str) -> Problem:
