@@ -54,6 +54,7 @@ cat <<MSG
 Async States is running.
   Dashboard  http://127.0.0.1:$PORT/
   Admin      http://127.0.0.1:$PORT/admin/
+  API docs   http://127.0.0.1:$PORT/api/docs/   (schema: /api/schema/, health: /api/health/)
 Start the hello flow in another terminal:
   .venv/bin/python manage.py start_run hello --input '{"name": "Ada"}' --wait
 Press Ctrl-C to stop.
