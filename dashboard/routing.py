@@ -1,7 +1,10 @@
-"""Websocket routes of the dashboard, imported by ``async_states.asgi``.
+"""Websocket routes of the dashboard, imported by ``async_states.asgi`` (behind the
+allowed-hosts origin check and session authentication)."""
 
-Empty for now: live pushes (run changes sent to browsers through the channel layer) come
-with the dashboard issue. The page is server-rendered and reloads to show news.
-"""
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from dashboard.consumers import RunsConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/", RunsConsumer.as_asgi()),
+]

@@ -27,7 +27,7 @@ from engine.runs import (
     Subscription,
     TransitionRecord,
 )
-from taskapp import models
+from taskapp import models, signals
 from taskapp.conf import conf
 from taskapp.services.wakeups import backstop
 
@@ -86,6 +86,7 @@ class DjangoRunStore:
         # A run that never entered a state has no history: its first row is seq 1, without
         # asking the database.
         self._seq: int | None = 0 if fresh else None
+        self._written: dict[str, object] = {}  # the run's columns the last commit wrote
 
     def _guarded(self, run_id: str) -> models.QuerySet:
         return models.Run.objects.filter(id=run_id, lease_owner=self.owner, version=self.version)
@@ -121,7 +122,18 @@ class DjangoRunStore:
                     models.EventConsumption(event_id=int(e), run_id=run.id, at=at)
                     for e in consumed_events
                 ])
+            self._announce(run, transitions)
         return released or not release
+
+    def _announce(self, run: RunSnapshot, transitions: Sequence[TransitionRecord]) -> None:
+        """``run_changed`` after commit, from what this commit wrote (no query)."""
+        written = self._written
+        signals.announce(
+            run_id=run.id, task_name=run.task.name, task_version=run.task.version,
+            status=written["status"], state=written["state"], created_at=run.created_at,
+            updated_at=written["updated_at"], finished_at=run.finished_at,
+            transitions=signals.transition_dicts(transitions, self._seq or 0),
+        )
 
     def _update(self, run: RunSnapshot, release: bool, wake_at: datetime | None) -> bool:
         """The guarded UPDATE of the run row; True when it also released the lease.
@@ -134,9 +146,11 @@ class DjangoRunStore:
         if release:
             releasing = {**fields, **self._release_fields(run, wake_at)}
             if self._guarded(run.id).filter(signal=self.signal).update(**releasing):
+                self._written = releasing
                 return True
         if not self._guarded(run.id).update(**fields):
             raise LeaseLost(run.id)
+        self._written = fields
         return False
 
     @staticmethod

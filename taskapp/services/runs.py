@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from engine.errors import LeaseLost
 from engine.runner import Runner, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
-from taskapp import dispatch, models
+from taskapp import dispatch, models, signals
 from taskapp.conf import conf
 from taskapp.services.errors import InputInvalid, RunConflict, RunNotFound, TaskNotFound
 from taskapp.services.wakeups import backstop
@@ -72,6 +72,7 @@ def run_start(
             )
             if not scheduled:
                 dispatch.advance_later(run.pk)
+            signals.announce_row(run)
     except IntegrityError:
         if idempotency_key:  # a concurrent start with the same key won the race
             return models.Run.objects.get(task_name=task, idempotency_key=idempotency_key), False
@@ -210,6 +211,7 @@ def run_cancel(*, run_id: object) -> models.Run:
         raise RunConflict(run.id, run.status, "cancel", _ACTIVE)
     dispatch.advance_later(run.id)
     run.refresh_from_db()
+    signals.announce_row(run)
     return run
 
 

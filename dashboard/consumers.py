@@ -1,0 +1,105 @@
+"""``ws/runs/``: pushes run changes to a signed-in browser. Read-only.
+
+Anonymous connections are accepted and closed at once with code 4401, so the page can tell
+"signed out" (stop retrying, offer the login) from a network failure (retry).
+
+Client to server (JSON):
+    {"type": "since", "at": ISO}             catch up: every run changed after ``at``
+    {"type": "watch", "run": ID, "after": N} follow one run only, with its transitions
+                                             after seq N (the run detail page)
+Server to client: ``hello`` ({"push": "layer" | "poll"}), ``run`` and ``counts`` messages
+(``dashboard.messages``). A watched run's ``run`` messages carry every transition after
+the last one sent, read from the database when the news itself did not carry them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils.dateparse import parse_datetime
+
+from dashboard import messages, push, selectors
+from dashboard.hub import hub
+
+UNAUTHENTICATED = 4401
+CATCH_UP_LIMIT = 200
+
+
+class RunsConsumer(AsyncJsonWebsocketConsumer):
+    wants_counts = True
+    watching: str | None = None
+    last_seq = 0
+    joined = False
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=UNAUTHENTICATED)
+            return
+        if push.mode() == push.LAYER:
+            await self.channel_layer.group_add(push.GROUP, self.channel_name)
+        self.joined = True
+        hub.join(self)
+        await self.send_json({"type": "hello", "push": push.mode()})
+
+    async def disconnect(self, code: int) -> None:
+        if not self.joined:
+            return
+        hub.leave(self)
+        if push.mode() == push.LAYER:
+            await self.channel_layer.group_discard(push.GROUP, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not self.joined or not isinstance(content, dict):
+            return
+        if content.get("type") == "since":
+            await self._catch_up(content.get("at"))
+        elif content.get("type") == "watch":
+            await self._watch(content.get("run"), content.get("after"))
+
+    async def run_changed(self, event: dict[str, Any]) -> None:
+        """A ``run.changed`` message from the channel layer (``layer`` mode)."""
+        hub.touched()
+        await self.push(event["run"])
+
+    async def push(self, message: dict[str, Any]) -> None:
+        """Called by the hub (and ``run_changed``) with a ``run`` or ``counts`` message."""
+        if message["type"] == "run" and self.watching is not None:
+            if message["id"] != self.watching:
+                return
+            message = await self._with_history(message)
+        await self.send_json(message)
+
+    async def _catch_up(self, at: object) -> None:
+        since = parse_datetime(at) if isinstance(at, str) else None
+        if since is None:
+            return
+        rows = await database_sync_to_async(selectors.runs_changed_after)(since, CATCH_UP_LIMIT)
+        for row in rows:
+            await self.send_json(messages.run(row))
+
+    async def _watch(self, run_id: object, after: object) -> None:
+        try:
+            self.watching = str(uuid.UUID(str(run_id)))
+        except ValueError:
+            return
+        self.wants_counts = False
+        self.last_seq = after if isinstance(after, int) and after >= 0 else 0
+        row = await database_sync_to_async(selectors.run_row)(self.watching)
+        if row is not None:
+            await self.push(messages.run(row))
+
+    async def _with_history(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The watched run's message with exactly the transitions after ``last_seq``."""
+        carried = [t for t in message["transitions"] if t["seq"] > self.last_seq]
+        if not carried or carried[0]["seq"] != self.last_seq + 1:
+            rows = await database_sync_to_async(selectors.transitions_after)(
+                self.watching, self.last_seq)
+            carried = [messages.transition(t) for t in rows]
+        if carried:
+            self.last_seq = carried[-1]["seq"]
+        return {**message, "transitions": carried}

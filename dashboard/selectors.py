@@ -1,0 +1,74 @@
+"""The dashboard's reads (it never writes): counts, recent and changed runs, one run's history.
+
+Each function returns plain dicts in the shape ``dashboard.messages`` formats, so the page's
+first paint, the catch-up after a (re)connect and the poller all describe a run the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import Count
+
+from taskapp.models import Run, TaskDefinition, Transition
+
+RUN_FIELDS = ("id", "task_name", "task_version", "status", "state", "created_at",
+              "updated_at", "finished_at")
+TRANSITION_FIELDS = ("run_id", "seq", "from_state", "to_state", "trigger", "condition_kind",
+                     "at", "time_in_state")
+
+
+def status_counts() -> list[tuple[str, int]]:
+    """Every status, in lifecycle order, with its number of runs (zeros included)."""
+    counts = dict(Run.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return [(status, counts.get(status, 0)) for status in Run.Status.values]
+
+
+def state_counts() -> dict[str, list[dict]]:
+    """Per task name: how many of its runs sit in each (status, state)."""
+    rows = (Run.objects.values("task_name", "status", "state")
+            .annotate(n=Count("id")).order_by("task_name", "status", "state"))
+    by_task: dict[str, list[dict]] = {}
+    for row in rows:
+        by_task.setdefault(row["task_name"], []).append(
+            {"status": row["status"], "state": row["state"], "n": row["n"]})
+    return by_task
+
+
+def latest_definitions() -> list[TaskDefinition]:
+    latest: dict[str, TaskDefinition] = {}
+    for definition in TaskDefinition.objects.order_by("name", "-version"):
+        latest.setdefault(definition.name, definition)
+    return list(latest.values())
+
+
+def recent_runs(limit: int) -> list[Run]:
+    return list(Run.objects.order_by("-created_at")[:limit])
+
+
+def runs_changed_after(after: datetime, limit: int) -> list[dict]:
+    """Runs whose row changed after ``after``, oldest change first (index ``run_updated``)."""
+    return list(Run.objects.filter(updated_at__gt=after).order_by("updated_at")
+                .values(*RUN_FIELDS)[:limit])
+
+
+def transitions_of(run_ids: Iterable[object], after_at: datetime) -> dict[str, list[dict]]:
+    """Per run id: its transitions stamped after ``after_at``, in order."""
+    rows = (Transition.objects.filter(run_id__in=list(run_ids), at__gt=after_at)
+            .order_by("run_id", "seq").values(*TRANSITION_FIELDS))
+    by_run: dict[str, list[dict]] = {}
+    for row in rows:
+        by_run.setdefault(str(row.pop("run_id")), []).append(row)
+    return by_run
+
+
+def run_row(run_id: object) -> dict | None:
+    return Run.objects.filter(id=run_id).values(*RUN_FIELDS).first()
+
+
+def transitions_after(run_id: object, seq: int, limit: int = 500) -> list[dict]:
+    """One run's transitions after ``seq`` (the unique (run, seq) index), in order."""
+    fields = TRANSITION_FIELDS[1:]
+    return list(Transition.objects.filter(run_id=run_id, seq__gt=seq).order_by("seq")
+                .values(*fields)[:limit])

@@ -1,0 +1,190 @@
+"""The live dashboard in a real browser: Debian's Chromium driven by Playwright, against
+daphne and the real cluster as subprocesses on the test database.
+
+A signed-in page must show a run started after it loaded, and follow it to ``succeeded``,
+without a reload; the run's page must append its transitions as they are committed. The
+embedded default is what runs here (SQLite or PostgreSQL, in-memory channel layer), so the
+news travels by daphne's poller. Screenshots go to ``var/test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from taskapp.services import definition_load, run_start
+from tests.e2e.conftest import Cluster, database_url
+from tests.services import require_service
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+# The flags this machine needs (headless, no sandbox as root, no calls home: the network is
+# closed and Chromium's background connections are refused).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PASSWORD = "browser-test-password"
+
+DEMO = """
+name: browser_demo
+version: 1
+description: Greets, waits two seconds, succeeds.
+start_state: greeting
+states:
+  greeting:
+    instructions:
+      - set: {greeting: "Hello {{ input.name }}"}
+    transitions:
+      - to: pause
+  pause:
+    transitions:
+      - to: done
+        wait: 2s
+  done:
+    final: succeeded
+"""
+
+
+def _needs_browser() -> None:
+    def chromium() -> None:
+        if not os.access(CHROMIUM, os.X_OK):
+            raise FileNotFoundError(f"{CHROMIUM} (apt-get install -y chromium)")
+
+    def playwright() -> None:
+        if importlib.util.find_spec("playwright") is None:
+            raise ModuleNotFoundError("playwright (pip install -e '.[dev]')")
+
+    require_service("Chromium", chromium)
+    require_service("Playwright", playwright)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment() -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "async_states.settings",
+           "DATABASE_URL": database_url(), "SECRET_KEY": settings.SECRET_KEY,
+           "Q_WORKERS": "2", "PYTHONUNBUFFERED": "1"}
+    for name in ("TEST_DATABASE_NAME", "REDIS_URL"):  # the embedded default: poll mode
+        env.pop(name, None)
+    return env
+
+
+class Daphne:
+    def __init__(self, env: dict[str, str]):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log = ARTIFACTS / "daphne.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log.open("w")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1", "-p",
+             str(self.port), "async_states.asgi:application"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"daphne did not listen on {self.port}: see {log}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def servers(transactional_db) -> Iterator[str]:
+    _needs_browser()
+    env = _environment()
+    cluster = Cluster(env)
+    cluster.start()
+    web = Daphne(env)
+    yield web.url
+    web.stop()
+    cluster.stop()
+
+
+@pytest.fixture
+def browser():
+    """A browser context (one cookie jar, any number of pages)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium.new_context(viewport={"width": 1200, "height": 900})
+        chromium.close()
+
+
+def _in_thread(function, **kwargs):
+    """Django's ORM refuses to run on a thread where Playwright's event loop runs."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, **kwargs).result()
+
+
+def test_dashboard_follows_a_new_run_live_without_reload(servers, browser, django_user_model):
+    from playwright.sync_api import expect
+
+    assert _in_thread(definition_load, text=DEMO, source="browser.yaml").status == "loaded"
+    _in_thread(django_user_model.objects.create_superuser, username="browser",
+               email="b@example.invalid", password=PASSWORD)
+    page = browser.new_page()
+
+    page.goto(f"{servers}/admin/login/?next=/")
+    page.fill("#id_username", "browser")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{servers}/")
+    expect(page.locator("#live")).to_have_class("live live", timeout=10_000)
+    expect(page.locator("#no-runs")).to_be_visible()
+    page.evaluate("window.notReloaded = true")
+
+    run = _in_thread(run_start, task="browser_demo", input={"name": "Ada"})[0]
+    row = page.locator(f'#recent-runs tr[data-run="{run.pk}"]')
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row.locator('[data-field="state"]')).to_have_text("pause", timeout=10_000)
+
+    detail = browser.new_page()
+    detail.goto(f"{servers}/runs/{run.pk}/")
+    expect(detail.locator("#live")).to_have_class("live live", timeout=10_000)
+
+    expect(row.locator('[data-field="status"]')).to_have_text("succeeded", timeout=20_000)
+    succeeded = page.locator('#status-counts [data-status="succeeded"] .n')
+    expect(succeeded).to_have_text("1", timeout=10_000)
+    expect(page.locator('#tasks tr[data-task="browser_demo"] .states')).to_have_text(
+        "succeeded · done: 1", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True
+    expect(page.locator("#no-runs")).to_be_hidden()
+
+    # The run's page, opened while it waited in ``pause``, appended the last transition.
+    expect(detail.locator('#transitions tr[data-seq="3"] td').nth(3)).to_have_text(
+        "done", timeout=10_000)
+    expect(detail.locator('[data-field="status"]')).to_have_text("succeeded")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1700)  # let the flash fade for a readable picture
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    detail.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
