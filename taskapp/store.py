@@ -79,10 +79,14 @@ def run_fields(run: RunSnapshot) -> dict[str, object]:
 class DjangoRunStore:
     """The store for one claimed run, held by ``owner`` at ``version``."""
 
-    def __init__(self, *, owner: str, version: int, signal: int, fresh: bool = False):
+    def __init__(
+        self, *, owner: str, version: int, signal: int, fresh: bool = False,
+        lease_expires_at: datetime | None = None,
+    ):
         self.owner = owner
         self.version = version
         self.signal = signal
+        self.lease_expires_at = lease_expires_at
         # A run that never entered a state has no history: its first row is seq 1, without
         # asking the database.
         self._seq: int | None = 0 if fresh else None
@@ -142,7 +146,10 @@ class DjangoRunStore:
         request came meanwhile); when it moved, the run's fields are still committed — an
         event never aborts a step's work — but the lease is kept for another look.
         """
-        fields = {"version": self.version + 1, **run_fields(run)}
+        # Every commit also extends the lease (and the crash backstop) at no extra cost.
+        expires = conf.clock.now() + timedelta(seconds=conf.LEASE_SECONDS)
+        fields = {"version": self.version + 1, **run_fields(run),
+                  "lease_expires_at": expires, "wake_at": expires}
         if release:
             releasing = {**fields, **self._release_fields(run, wake_at)}
             if self._guarded(run.id).filter(signal=self.signal).update(**releasing):
@@ -151,6 +158,7 @@ class DjangoRunStore:
         if not self._guarded(run.id).update(**fields):
             raise LeaseLost(run.id)
         self._written = fields
+        self.lease_expires_at = expires
         return False
 
     @staticmethod
@@ -181,9 +189,14 @@ class DjangoRunStore:
         models.Transition.objects.bulk_create(rows)
 
     def renew_lease(self, run: RunSnapshot) -> None:
-        expires = conf.clock.now() + timedelta(seconds=conf.LEASE_SECONDS)
-        if not self._guarded(run.id).update(lease_expires_at=expires, wake_at=expires):
+        """Extend the lease when less than half of it is left (commits extend it too, so
+        this writes only after a long stretch without one)."""
+        now, lease = conf.clock.now(), timedelta(seconds=conf.LEASE_SECONDS)
+        if self.lease_expires_at is not None and self.lease_expires_at - now > lease / 2:
+            return
+        if not self._guarded(run.id).update(lease_expires_at=now + lease, wake_at=now + lease):
             raise LeaseLost(run.id)
+        self.lease_expires_at = now + lease
 
     def events_for(self, run: RunSnapshot, subscription: Subscription) -> Sequence[EventRecord]:
         addressed = Q(run_id=run.id)

@@ -228,7 +228,9 @@ class Step(PollRacing):
         cursor["attempt"] = attempt
         self.batch.dirty = True
         if instruction.kind != "set":
-            self._flush()  # the way here is durable before the far end hears of it
+            # The way here (and the previous instruction's result) is durable before the
+            # far end hears of it; the attempt count too, so a crash cannot reset it.
+            self._flush()
             self.store.renew_lease(run)
         started, t0 = self.clock.now(), time.monotonic()
         try:
@@ -241,9 +243,7 @@ class Step(PollRacing):
         self._record_attempt(state, instruction, attempt, started, t0, None)
         self._save_result(instruction, result)
         cursor.update(index=cursor["index"] + 1, attempt=0, retry_at=None, last_error=None)
-        if instruction.kind != "set":
-            self._flush()  # the result is durable before the next instruction runs
-        return True
+        return True  # the result is committed before the next side effect, or at the end
 
     def _after_failure(self, state: State, instruction: Instruction) -> Park | None:
         cursor = self.run.cursor

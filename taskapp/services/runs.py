@@ -159,7 +159,7 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
     if row is None:
         return None
     store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal,
-                           fresh=row.entry == 0)
+                           fresh=row.entry == 0, lease_expires_at=row.lease_expires_at)
     runner = _runner()
     runner.store = store
     try:
@@ -242,7 +242,7 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
         store = DjangoRunStore(owner=owner, version=run.version, signal=run.signal)
         store.commit(snapshot, transitions=[record])
         models.Run.objects.filter(id=run.id).update(
-            lease_owner="", wake_at=backstop(now),
+            lease_owner="", lease_expires_at=None, wake_at=backstop(now),
             deadline_at=_deadline(snapshot.task.deadline, now),
         )
         dispatch.advance_later(run.id)

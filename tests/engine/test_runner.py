@@ -457,3 +457,35 @@ def test_subscriptions_are_committed_before_events_are_looked_for(runner, store,
     store.events_for = events_for
     runner.advance(new_run(SUBSCRIBE, clock.now(), input={"order": "A1"}))
     assert looked and looked[0] == store.subscriptions != []
+
+
+THREE_CALLS = """
+name: three_calls
+version: 1
+start_state: calls
+states:
+  calls:
+    instructions:
+      - {name: one, http: {url: "http://127.0.0.1:1/1"}, save_as: one}
+      - {name: two, http: {url: "http://127.0.0.1:1/2"}, save_as: two}
+      - {name: three, http: {url: "http://127.0.0.1:1/3"}, save_as: three}
+    transitions:
+      - to: done
+  done: {final: succeeded}
+"""
+
+
+def test_each_result_is_committed_before_the_next_call_one_commit_a_call(
+        runner, store, clock, http):
+    committed_before_call = []
+
+    def answer(spec, ctx):
+        committed_before_call.append(sorted(store.saved.data))
+        return {"status": 200, "body": spec.url[-1], "headers": {}}
+
+    http.answers = [answer]
+    run = new_run(THREE_CALLS, clock.now())
+    runner.advance(run)
+    assert committed_before_call == [[], ["one"], ["one", "two"]]
+    assert store.commits == 4  # before each call, and the step's last (with the release)
+    assert run.data["three"]["body"] == "3"
