@@ -8,8 +8,9 @@ Client to server (JSON):
     {"type": "watch", "run": ID, "after": N} follow one run only, with its transitions
                                              after seq N (the run detail page)
 Server to client: ``hello`` ({"push": "layer" | "poll"}), ``run`` and ``counts`` messages
-(``dashboard.messages``). A watched run's ``run`` messages carry every transition after
-the last one sent, read from the database when the news itself did not carry them.
+(``dashboard.messages``), and ``reload`` when a catch-up would reach ``CATCH_UP_LIMIT``
+runs. A watched run's ``run`` messages carry every transition after the last one sent, read
+from the database when the news itself did not carry them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class RunsConsumer(AsyncJsonWebsocketConsumer):
         if since is None:
             return
         rows = await database_sync_to_async(selectors.runs_changed_after)(since, CATCH_UP_LIMIT)
+        if len(rows) == CATCH_UP_LIMIT:  # away too long: a fresh page is cheaper and exact
+            await self.send_json({"type": "reload"})
+            return
         for row in rows:
             await self.send_json(messages.run(row))
 

@@ -29,6 +29,8 @@
         onRun(message);
       } else if (message.type === "counts") {
         onCounts(message);
+      } else if (message.type === "reload") {
+        location.reload(); // too much changed while away: a fresh page is exact
       }
     };
     socket.onclose = function (event) {
@@ -187,9 +189,9 @@
                            text: r.status + (r.state ? " · " + r.state : "") + ": " + r.n});
       });
       if (!pills.length) pills = [el("span", {"class": "muted", text: "no runs yet"})];
-      var before = cell.textContent;
+      var before = cell.textContent.replace(/\s+/g, " ").trim();
       cell.replaceChildren.apply(cell, pills);
-      if (cell.textContent !== before) flash(row);
+      if (cell.textContent.replace(/\s+/g, " ").trim() !== before) flash(row);
     });
   }
 

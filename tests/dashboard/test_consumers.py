@@ -225,3 +225,22 @@ def test_engine_commit_sends_run_changed_with_what_it_wrote(greeter, no_dispatch
     from taskapp.models import Run
 
     assert stepped["updated_at"] == Run.objects.get(pk=run_id).updated_at
+
+
+def test_catch_up_of_too_many_runs_asks_the_page_to_reload(session_cookie, monkeypatch,
+                                                           greeter, no_dispatch):
+    from dashboard import consumers
+
+    monkeypatch.setattr(consumers, "CATCH_UP_LIMIT", 2)
+    greeter()
+    rendered = timezone.now()
+    for _ in range(2):
+        start_and_step()
+
+    async def scenario():
+        socket = await connected(session_cookie)
+        await socket.send_json_to({"type": "since", "at": rendered.isoformat()})
+        assert (await socket.receive_json_from(WAIT)) == {"type": "reload"}
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
