@@ -91,12 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = [s for s in SCENARIOS if not args.only or s in args.only.split(",")]
 
-    # Names of this run's own, so two runs side by side (a shared machine) do not drop each
-    # other's database or share a queue.
-    name = f"bench_{os.getpid()}"
-    url = scratch_database(args.database, name)
+    url = scratch_database(args.database, "bench_suite")
     env = {"ASYNC_STATES_LOG_LEVEL": "WARNING", "DJANGO_Q_LOG_LEVEL": "WARNING",
-           "Q_CLUSTER_NAME": name}
+           "Q_CLUSTER_NAME": "bench"}
     if args.broker == "redis":
         env["REDIS_URL"] = args.redis
     setup_django(url, **env)
@@ -109,29 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench.scenarios.common import load_tasks
 
     load_tasks()
-    try:
-        failures = _run(suite, chosen)
-    finally:
-        _drop(args.database, name)
+    failures = _run(suite, chosen)
     print(report.table())
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     path = Path(args.out) / f"{stamp}{'-quick' if args.quick else ''}.json"
     report.write(path)
     print(f"\nwritten {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 1 if failures else 0
-
-
-def _drop(base_url: str, name: str) -> None:
-    """Drop the scratch database (the growth scenario leaves ~2 GB in it)."""
-    import psycopg2
-    from django.db import connections
-
-    connections.close_all()
-    admin = psycopg2.connect(base_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def _run(suite: Suite, chosen: list[str]) -> list[str]:
