@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from taskapp.services import definition_load, run_start
 from tests.e2e.conftest import Cluster, database_url
@@ -140,9 +141,16 @@ def browser():
 
 
 def _in_thread(function, **kwargs):
-    """Django's ORM refuses to run on a thread where Playwright's event loop runs."""
+    """Django's ORM refuses to run on a thread where Playwright's event loop runs. The
+    thread's connection is closed after (PostgreSQL would not drop the test database)."""
+    def call():
+        try:
+            return function(**kwargs)
+        finally:
+            connections.close_all()
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(function, **kwargs).result()
+        return pool.submit(call).result()
 
 
 def test_dashboard_follows_a_new_run_live_without_reload(servers, browser, django_user_model):

@@ -35,7 +35,7 @@ def _received(layer, channel: str) -> int:
         while True:
             try:
                 await asyncio.wait_for(layer.receive(channel), 1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return got
             got += 1
     return async_to_sync(drain)()
