@@ -166,7 +166,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # channels-redis drops messages past a channel's capacity (100 by default)
+            # without a word: a dashboard client behind in a burst would miss pushes.
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000},
         }
     }
 else:

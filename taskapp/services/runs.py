@@ -205,7 +205,7 @@ def run_cancel(*, run_id: object) -> models.Run:
     run = _get(run_id)
     updated = models.Run.objects.filter(id=run.id, status__in=_ACTIVE).update(
         cancel_requested=True, signal=F("signal") + 1, wake_at=backstop(conf.clock.now()),
-        start_at=None,
+        start_at=None, updated_at=conf.clock.now(),
     )
     if not updated:
         raise RunConflict(run.id, run.status, "cancel", _ACTIVE)
