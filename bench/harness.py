@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/postgres"
-# A Redis database of the benchmark's own, flushed between repetitions.
+# A Redis database of the benchmark's own; each run empties only its own queue in it.
 DEFAULT_REDIS = "redis://127.0.0.1:6379/8"
 
 
@@ -56,7 +56,7 @@ def setup_django(database_url: str, **env: str) -> None:
 
 def reset_runs(redis_url: str | None = None) -> None:
     """Forget every run, event and queued task (definitions stay): each repetition starts
-    from an empty history."""
+    from an empty history. In Redis only this cluster's queue is emptied."""
     from django.db import connection
 
     with connection.cursor() as cur:
@@ -68,8 +68,9 @@ def reset_runs(redis_url: str | None = None) -> None:
                 cur.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
     if redis_url:
         import redis
+        from django.conf import settings
 
-        redis.Redis.from_url(redis_url).flushdb()
+        redis.Redis.from_url(redis_url).delete(f"django_q:{settings.Q_CLUSTER['name']}:q")
 
 
 def free_port() -> int:

@@ -34,7 +34,7 @@ UNITS = {"p50_ms": "ms", "p99_ms": "ms", "max_ms": "ms", "missed": "messages"}
 
 
 def run(suite) -> None:
-    count = suite.pick(quick=100, full=300)
+    count = suite.pick(quick=40, full=300)
     rate = 20.0
     scenario = suite.report.scenario(
         "dashboard_push", "Dashboard push: transition committed → websocket message",

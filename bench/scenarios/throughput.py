@@ -42,7 +42,7 @@ def run(suite) -> None:
 
 def run_scale_out(suite) -> None:
     runs = suite.pick(quick=40, full=1000)
-    processes = suite.pick(quick=(1, 3), full=(1, 2, 3))
+    processes = suite.pick(quick=(1, 2), full=(1, 2, 3))
     scenario = suite.report.scenario(
         "scale_out", "Scale-out: 1, 2, 3 cluster processes (2 workers each) on one PG + Redis",
         runs=runs, task="chain10", processes=list(processes), workers_per_process=2,
