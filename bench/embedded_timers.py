@@ -22,18 +22,7 @@ from bench.harness import (  # noqa: E402
     summary,
     wait_until,
 )
-
-TIMED = """
-name: timed
-version: 1
-start_state: waiting
-states:
-  waiting:
-    transitions:
-      - to: fired
-        wait: {until: "{{ input.due }}"}
-  fired: {final: succeeded}
-"""
+from bench.scenarios.common import TIMED  # noqa: E402
 
 
 def main(count: int, rate: float) -> dict:
