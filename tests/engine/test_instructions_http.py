@@ -209,3 +209,19 @@ def test_sessions_are_per_thread():
     thread.start()
     thread.join(timeout=5)
     assert seen and seen[0] is not http.session()
+
+
+def test_proxies_from_the_environment_are_honoured(monkeypatch):
+    """The environment's proxy settings are read once per origin, and still applied."""
+    from engine.instructions import http
+
+    http._environment_settings.cache_clear()
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    try:
+        proxied = dict(http._environment_settings("http://api.example:80"))["proxies"]
+        bypassed = dict(http._environment_settings("http://internal.example:80"))["proxies"]
+    finally:
+        http._environment_settings.cache_clear()
+    assert proxied.get("http") == "http://127.0.0.1:3128"
+    assert not bypassed.get("http")
