@@ -118,21 +118,19 @@ def _worker_id() -> str:
     return f"{_local.id}:{threading.get_ident()}"
 
 
-_runners: dict[int, Runner] = {}
+_pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def _runner() -> Runner:
-    """One runner (and one bounded condition pool) per worker process, made after fork."""
+def _runner(store: DjangoRunStore) -> Runner:
+    """A runner for one step; the bounded condition pool is one per worker process, made
+    after fork (threads do not survive a fork)."""
     pid = os.getpid()
-    if pid not in _runners:
-        _runners.clear()
-        pool = ThreadPoolExecutor(max_workers=int(conf.CONDITION_THREADS),
-                                  thread_name_prefix="conditions")
-        _runners[pid] = Runner(store=None, clock=conf.clock, pool=pool,  # type: ignore[arg-type]
-                               settings=conf.engine_settings())
-    runner = _runners[pid]
-    runner.clock, runner.settings = conf.clock, conf.engine_settings()
-    return runner
+    if pid not in _pools:
+        _pools.clear()
+        _pools[pid] = ThreadPoolExecutor(max_workers=int(conf.CONDITION_THREADS),
+                                         thread_name_prefix="conditions")
+    return Runner(store=store, clock=conf.clock, pool=_pools[pid],
+                  settings=conf.engine_settings())
 
 
 def _claim(run_id: object, owner: str) -> models.Run | None:
@@ -160,8 +158,7 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
         return None
     store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal,
                            fresh=row.entry == 0, lease_expires_at=row.lease_expires_at)
-    runner = _runner()
-    runner.store = store
+    runner = _runner(store)
     try:
         while True:
             outcome = runner.advance(snapshot_of(row))

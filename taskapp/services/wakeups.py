@@ -57,14 +57,3 @@ def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
             for run_id in ids:
                 dispatch.advance_later(run_id)
     return [str(i) for i in ids]
-
-
-def next_wakeup() -> datetime | None:
-    """The earliest pending wake-up, to let the timer sleep until then."""
-    row = (
-        models.Run.objects.filter(wake_at__isnull=False)
-        .order_by("wake_at")
-        .values_list("wake_at", flat=True)
-        .first()
-    )
-    return row

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 from django_q.models import OrmQ
 
+from bench.harness import process_tree
+from bench.scenarios.common import PARKED
 from taskapp import models
 from taskapp.services import event_send, run_start
 from tests.e2e.conftest import wait_for
@@ -19,46 +20,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 RUNS = int(os.environ.get("E2E_WAITING_RUNS", "200"))
 
-PARKED = """
-name: parked
-version: 1
-start_state: parked
-states:
-  parked:
-    transitions:
-      - to: by_event
-        subscribe:
-          event: go
-          correlate: "{{ input.key }}"
-      - to: by_timer
-        wait: {until: "{{ input.due }}"}
-  by_event: {final: succeeded}
-  by_timer: {final: succeeded}
-"""
-
-
-def process_tree(root: int) -> dict[int, int]:
-    """pid -> thread count for ``root`` and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == pid]
-        tree.update(children)
-        frontier.extend(children)
-    return {pid: len(list(Path(f"/proc/{pid}/task").iterdir()))
-            for pid in tree if Path(f"/proc/{pid}/task").exists()}
+def threads_by_process(root: int) -> dict[int, int]:
+    return {pid: threads for pid, (threads, _) in process_tree(root).items()}
 
 
 def test_parked_runs_hold_no_worker_and_no_thread_then_all_complete(cluster, load):
     load(PARKED)
-    idle = process_tree(cluster.process.pid)
+    idle = threads_by_process(cluster.process.pid)
     due = time.time() + 15 + RUNS * 0.05
     runs = []
     for i in range(RUNS):
@@ -70,7 +38,7 @@ def test_parked_runs_hold_no_worker_and_no_thread_then_all_complete(cluster, loa
     while models.Run.objects.filter(status="waiting").count() < RUNS:
         assert time.monotonic() < deadline, "runs did not all park"
         time.sleep(0.2)
-    parked = process_tree(cluster.process.pid)
+    parked = threads_by_process(cluster.process.pid)
     assert sorted(parked) == sorted(idle), "a process was started for waiting runs"
     # At most one more thread per process: the feeder thread multiprocessing.Queue starts
     # on a worker's first result (django-q2's result queue). Nothing per run.
