@@ -7,11 +7,10 @@ runs by task/status/state/time, due wake-ups, and events by correlation.
 
 from __future__ import annotations
 
-import uuid
-
 from django.db import models
 from django.db.models import Q
 
+from engine.ids import time_ordered_uuid
 from engine.runs import RunStatus
 
 
@@ -42,7 +41,7 @@ class Run(models.Model):
 
     Status = models.TextChoices("Status", [(s.value, s.value) for s in RunStatus])
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     definition = models.ForeignKey(TaskDefinition, on_delete=models.PROTECT, related_name="runs")
     task_name = models.CharField(max_length=200)
     task_version = models.PositiveIntegerField()
@@ -81,11 +80,19 @@ class Run(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["task_name", "status", "-created_at"], name="run_task_status"),
-            models.Index(fields=["status", "state", "state_entered_at"], name="run_status_state"),
-            models.Index(fields=["-created_at"], name="run_created"),
-            models.Index(fields=["-updated_at"], name="run_updated"),
-            models.Index(fields=["status", "finished_at"], name="run_finished"),
+            # The listing's filters, each in the listing's order (newest first, id as the
+            # tiebreak), so a page is read off the index however much history matches or
+            # does not: docs/api.md "Which filters are fast".
+            models.Index(fields=["-created_at", "-id"], name="run_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="run_status"),
+            models.Index(fields=["status", "state", "-created_at", "-id"],
+                         name="run_status_state"),
+            models.Index(fields=["task_name", "status", "-created_at", "-id"],
+                         name="run_task_status"),
+            models.Index(fields=["-updated_at", "-id"], name="run_updated"),
+            # Retention: only finished runs are ever in it, so unfinished ones cost nothing.
+            models.Index(fields=["finished_at"], name="run_finished",
+                         condition=Q(finished_at__isnull=False)),
             models.Index(
                 fields=["wake_at"], name="run_wake", condition=Q(wake_at__isnull=False)
             ),
@@ -102,7 +109,10 @@ class Run(models.Model):
 class Transition(models.Model):
     """One append-only history row: the run moved (or ended). Never updated."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions")
+    # No index of its own: the unique (run, seq) constraint's index serves every lookup
+    # by run, and a second one would cost every transition an index insert.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions",
+                            db_index=False)
     seq = models.PositiveIntegerField(help_text="Order within the run, from 1.")
     from_state = models.CharField(max_length=200, blank=True, default="")
     to_state = models.CharField(max_length=200, blank=True, default="")

@@ -84,8 +84,11 @@ class IntegerFilter(filters.NumberFilter):
 class RunFilter(filters.FilterSet):
     task = filters.CharFilter(field_name="task_name", help_text="Task name.")
     version = IntegerFilter(field_name="task_version", help_text="Task version.")
+    # distinct=False: django-filter adds DISTINCT for multiple choices in case of joins; a
+    # run has one status, and DISTINCT made PostgreSQL sort every matching row.
     status = filters.MultipleChoiceFilter(
-        choices=models.Run.Status.choices, help_text="Status; repeat for several.")
+        choices=models.Run.Status.choices, distinct=False,
+        help_text="Status; repeat for several.")
     state = filters.CharFilter(help_text="Current state.")
     in_state_longer_than = DurationFilter(
         method="_in_state_longer_than",
