@@ -236,6 +236,9 @@ STATIC_URL = "static/"
 # daphne serves /static/ itself (async_states/asgi.py) unless a deployment puts a web server
 # in front: SERVE_STATIC=0, then `collectstatic` into STATIC_ROOT.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+# Threads serving HTTP in each daphne process (async_states/pooled_http.py). Each keeps one
+# database connection, so a process holds at most this many.
+WEB_THREADS = int(os.environ.get("WEB_THREADS", "8"))
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 

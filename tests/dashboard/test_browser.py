@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +20,7 @@ from django.conf import settings
 from django.db import connections
 
 from taskapp.services import definition_load, run_start
-from tests.e2e.conftest import Cluster, database_url
+from tests.e2e.conftest import Cluster, Daphne, database_url
 from tests.services import require_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -72,12 +68,6 @@ def _needs_browser() -> None:
     require_service("Playwright", playwright)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _environment() -> dict[str, str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "async_states.settings",
            "DATABASE_URL": database_url(), "SECRET_KEY": settings.SECRET_KEY,
@@ -87,43 +77,13 @@ def _environment() -> dict[str, str]:
     return env
 
 
-class Daphne:
-    def __init__(self, env: dict[str, str]):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        log = ARTIFACTS / "daphne.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self.log = log.open("w")
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1", "-p",
-             str(self.port), "async_states.asgi:application"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"daphne did not listen on {self.port}: see {log}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
 @pytest.fixture
 def servers(transactional_db) -> Iterator[str]:
     _needs_browser()
     env = _environment()
     cluster = Cluster(env)
     cluster.start()
-    web = Daphne(env)
+    web = Daphne(env, log=ARTIFACTS / "daphne.log")
     yield web.url
     web.stop()
     cluster.stop()
