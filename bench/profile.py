@@ -5,6 +5,11 @@ functions by cumulative and by own time.
 
     .venv/bin/python -m bench.profile --task chain10 --runs 200
     .venv/bin/python -m bench.profile --task parked --runs 200
+    .venv/bin/python -m bench.profile --task parked --runs 200 --wake
+
+``--wake`` (parked only) profiles the other half of waiting: the runs are parked first,
+unprofiled, then half are woken by their timer and half by an event, and only those steps
+are profiled.
 """
 
 from __future__ import annotations
@@ -29,18 +34,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(INPUTS), default="chain10")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--wake", action="store_true", help="profile waking parked runs")
     args = parser.parse_args()
+    if args.wake and args.task != "parked":
+        parser.error("--wake is for --task parked")
     setup_django(scratch_database(DEFAULT_PG, "bench_profile"), ASYNC_STATES_LOG_LEVEL="WARNING")
     from django.conf import settings
 
     from bench.scenarios.common import load_tasks
+    from taskapp import models
     from taskapp.conf import conf
     from taskapp.services import run_advance, run_start
 
     settings.ASYNC_STATES = {**settings.ASYNC_STATES, "DISPATCH": "none"}
     conf.reload()
     load_tasks()
-    ids = [run_start(task=args.task, input=INPUTS[args.task](i))[0].pk for i in range(args.runs)]
+    inputs = (_waking_inputs(args.runs) if args.wake
+              else [INPUTS[args.task](i) for i in range(args.runs)])
+    ids = [run_start(task=args.task, input=given)[0].pk for given in inputs]
+    before = 0
+    if args.wake:
+        _park_then_fire(ids, due=inputs[0]["due"])
+        before = models.Transition.objects.count()
     profile = cProfile.Profile()
     began = time.perf_counter()
     profile.enable()
@@ -48,13 +63,36 @@ def main() -> None:
         run_advance(run_id=run_id)
     profile.disable()
     elapsed = time.perf_counter() - began
-    _write(profile, args.task, args.runs, elapsed)
+    _write(profile, f"{args.task}-wake" if args.wake else args.task, args.runs, elapsed,
+           models.Transition.objects.count() - before)
 
 
-def _write(profile: cProfile.Profile, task: str, runs: int, elapsed: float) -> None:
-    from taskapp import models
+WAKE_AFTER = 5.0  # seconds, plus 10 ms a run: long enough to park every run first
 
-    transitions = models.Transition.objects.count()
+
+def _waking_inputs(runs: int) -> list[dict]:
+    """Even runs' timers come due shortly after they are parked; odd ones wait an hour for
+    their event."""
+    soon = time.time() + WAKE_AFTER + runs * 0.01
+    return [{"key": f"k{i}", "due": soon if i % 2 == 0 else time.time() + 3600}
+            for i in range(runs)]
+
+
+def _park_then_fire(ids: list, due: float) -> None:
+    """Park every run (unprofiled), send the odd ones' events, and wait for the timers."""
+    from taskapp.services import event_send, run_advance
+
+    for run_id in ids:
+        run_advance(run_id=run_id)
+    for i in range(1, len(ids), 2):
+        event_send(name="go", correlation=f"k{i}")
+    if time.time() > due:
+        raise SystemExit(f"parking took longer than {WAKE_AFTER} s: the timers came due early")
+    time.sleep(due - time.time() + 0.1)
+
+
+def _write(profile: cProfile.Profile, task: str, runs: int, elapsed: float,
+           transitions: int) -> None:
     out = ROOT / "bench" / "profiles"
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{task}-{datetime.now():%Y-%m-%d-%H%M}"
