@@ -211,6 +211,8 @@ ASYNC_STATES = {
     "LEASE_SECONDS": float(os.environ.get("ASYNC_STATES_LEASE_SECONDS", "60")),
     # How often the timer thread of each cluster looks for due wake-ups.
     "TICK_SECONDS": float(os.environ.get("ASYNC_STATES_TICK_SECONDS", "0.05")),
+    # Runs due together go this many to a queued task (docs/engine.md, "Timers").
+    "WAKE_BATCH": int(os.environ.get("ASYNC_STATES_WAKE_BATCH", "16")),
     # Environment variables visible to task files as secrets.NAME: <prefix>NAME.
     "SECRETS_PREFIX": os.environ.get("ASYNC_STATES_SECRETS_PREFIX", "ASYNC_STATES_SECRET_"),
     "EVENT_TTL_SECONDS": float(os.environ.get("ASYNC_STATES_EVENT_TTL_SECONDS", "86400")),

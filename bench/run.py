@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.harness import DEFAULT_PG, DEFAULT_REDIS, ROOT, scratch_database, setup_django
+from bench.harness import (
+    DEFAULT_PG,
+    DEFAULT_REDIS,
+    ROOT,
+    drop_database,
+    scratch_database,
+    setup_django,
+)
 from bench.report import Report
 
 SCENARIOS = ("ceiling", "throughput", "scale_out", "latency", "dashboard_push",
@@ -113,26 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         failures = _run(suite, chosen)
     finally:
-        _drop(args.database, name)
+        drop_database(args.database, name)
     print(report.table())
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M")
     path = Path(args.out) / f"{stamp}{'-quick' if args.quick else ''}.json"
     report.write(path)
     print(f"\nwritten {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 1 if failures else 0
-
-
-def _drop(base_url: str, name: str) -> None:
-    """Drop the scratch database (the growth scenario leaves ~2 GB in it)."""
-    import psycopg2
-    from django.db import connections
-
-    connections.close_all()
-    admin = psycopg2.connect(base_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def _run(suite: Suite, chosen: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ that the timer thread re-fires.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.db import transaction
 from taskapp.conf import conf
 
 ADVANCE = "taskapp.tasks.advance_run"
+ADVANCE_MANY = "taskapp.tasks.advance_runs"
 
 
 def advance_later(run_id: object) -> None:
@@ -34,6 +36,28 @@ def _enqueue(run_id: str) -> None:
     from django_q.tasks import async_task
 
     async_task(ADVANCE, run_id, task_name=f"advance {run_id}", broker=_broker())
+
+
+def advance_many_later(run_ids: Sequence[object], batch: int) -> None:
+    """Have cluster workers advance these runs, at most ``batch`` per queued task, once the
+    current transaction commits. The runs are split into even batches so that every
+    worker gets a share of a burst."""
+    if conf.DISPATCH == "none" or not run_ids:
+        return
+    ids = [str(run_id) for run_id in run_ids]
+    tasks = -(-len(ids) // max(1, batch))
+    chunks = [ids[i::tasks] for i in range(tasks)]
+    transaction.on_commit(lambda: [_enqueue_many(chunk) for chunk in chunks])
+
+
+def _enqueue_many(run_ids: list[str]) -> None:
+    if len(run_ids) == 1:
+        _enqueue(run_ids[0])
+        return
+    from django_q.tasks import async_task
+
+    async_task(ADVANCE_MANY, run_ids, task_name=f"advance {len(run_ids)} runs",
+               broker=_broker())
 
 
 _brokers: dict[int, object] = {}

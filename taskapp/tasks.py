@@ -1,10 +1,15 @@
-"""The only functions django-q2 workers call, by dotted path. They receive a run id only."""
+"""The only functions django-q2 workers call, by dotted path. They receive run ids only."""
 
 from taskapp import services
 
 
 def advance_run(run_id: str) -> None:
     services.run_advance(run_id=run_id)
+
+
+def advance_runs(run_ids: list[str]) -> int:
+    """A batch of runs that came due together (``dispatch.advance_many_later``)."""
+    return services.runs_advance(run_ids=run_ids)
 
 
 def purge_runs() -> str:

@@ -15,12 +15,18 @@ from taskapp.services.errors import (
 from taskapp.services.events import event_send
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 from taskapp.services.retention import PurgeReport, runs_purge
-from taskapp.services.runs import run_advance, run_cancel, run_redrive, run_start
+from taskapp.services.runs import (
+    run_advance,
+    run_cancel,
+    run_redrive,
+    run_start,
+    runs_advance,
+)
 from taskapp.services.wakeups import wakeups_fire
 
 __all__ = [
     "DefinitionConflict", "InputInvalid", "LoadResult", "RunConflict", "RunNotActive",
     "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send",
-    "run_advance", "run_cancel", "run_redrive", "run_start", "wakeups_fire",
+    "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance", "wakeups_fire",
     "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
 ]

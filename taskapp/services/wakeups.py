@@ -30,9 +30,11 @@ def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
     """Dispatch runs whose wake-up is due, earliest first; returns their ids.
 
     At most ``limit``, and only as many as keep django-q2's queue under
-    ``TIMER_MAX_QUEUE`` (back-pressure): while the workers are behind, a run already in the
-    queue would otherwise be dispatched again each time its backstop passed, and the
-    backlog would feed itself. Due runs simply wait their turn, in wake-up order.
+    ``TIMER_MAX_QUEUE`` tasks (back-pressure): while the workers are behind, a run already
+    in the queue would otherwise be dispatched again each time its backstop passed, and the
+    backlog would feed itself. Due runs simply wait their turn, in wake-up order. Runs due
+    together go out ``WAKE_BATCH`` to a task (``dispatch.advance_many_later``); a lone one
+    goes as before, one run, one task.
     """
     now = now or conf.clock.now()
     later = backstop(now)
@@ -40,8 +42,10 @@ def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
     # mode), and the timer polls many times a second while mostly nothing is due.
     if not models.Run.objects.filter(wake_at__lte=now).exists():
         return []
+    batch = int(conf.WAKE_BATCH)
     if conf.DISPATCH == "queue":
-        limit = min(limit, int(conf.TIMER_MAX_QUEUE) - dispatch.queue_depth())
+        free = int(conf.TIMER_MAX_QUEUE) - dispatch.queue_depth()
+        limit = min(limit, free * batch)
         if limit <= 0:
             return []
     with transaction.atomic():
@@ -54,6 +58,5 @@ def wakeups_fire(*, now: datetime | None = None, limit: int = 500) -> list[str]:
         ids = list(due)
         if ids:
             models.Run.objects.filter(id__in=ids, wake_at__lte=now).update(wake_at=later)
-            for run_id in ids:
-                dispatch.advance_later(run_id)
+            dispatch.advance_many_later(ids, batch=batch)
     return [str(i) for i in ids]
