@@ -162,15 +162,28 @@ if env_bool("Q_SYNC"):
 
 # --------------------------------------------------------------------------- channels
 
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+
+
+def redis_channel_layer(url: str, **config: object) -> dict:
+    """The channel layer on Redis at ``url`` (tests build theirs with this too)."""
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, and channels-redis
+            # waits for messages with a blocking pop of 5 s: an idle websocket's receive
+            # then raised TimeoutError and daphne closed it with 1011 (redis-py #4091,
+            # channels_redis #422). 10 s still notices a dead connection.
+            "hosts": [{"address": url, "socket_timeout": 10}],
             # channels-redis drops messages past a channel's capacity (100 by default)
             # without a word: a dashboard client behind in a burst would miss pushes.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000},
-        }
+            "capacity": 2000,
+            **config,
+        },
     }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

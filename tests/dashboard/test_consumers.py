@@ -9,6 +9,7 @@ is transactional because the consumer closes old connections around its queries.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -19,6 +20,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from async_states.settings import redis_channel_layer
 from dashboard.hub import hub
 from taskapp.signals import run_changed
 from tests.services import require_service
@@ -171,13 +173,17 @@ def test_watching_a_run_sends_only_it_with_the_transitions_after_the_given_seq(
 
 
 def redis_layer() -> dict:
-    return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test{os.getpid()}"}}}
+    """The project's own layer configuration, on a Redis database and prefix of the test's."""
+    return {"default": redis_channel_layer(REDIS_URL, prefix=f"test{os.getpid()}")}
+
+
+def _needs_redis() -> None:
+    require_service("Redis at 127.0.0.1:6379",
+                    lambda: redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
 
 
 def test_run_changed_signal_reaches_the_client_through_the_redis_layer(session_cookie):
-    require_service("Redis at 127.0.0.1:6379",
-                    lambda: redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    _needs_redis()
     run_id = str(uuid.uuid4())
     now = timezone.now()
     payload = {"run_id": run_id, "task_name": "hello", "task_version": 3, "status": "waiting",
@@ -244,3 +250,22 @@ def test_catch_up_of_too_many_runs_asks_the_page_to_reload(session_cookie, monke
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_an_idle_client_stays_connected_through_the_redis_layer(session_cookie):
+    """redis-py 8's default 5 s read timeout once killed idle websockets (1011) after ~5 s."""
+    _needs_redis()
+    run_id = str(uuid.uuid4())
+    now = timezone.now()
+
+    async def scenario():
+        socket = await connected(session_cookie)
+        await asyncio.sleep(7)  # longer than channels-redis's 5 s blocking pop
+        await sync_to_async(run_changed.send)(
+            sender=None, run_id=run_id, task_name="hello", task_version=1, status="waiting",
+            state="pause", created_at=now, updated_at=now, finished_at=None, transitions=[])
+        assert (await next_run(socket, id=run_id))["id"] == run_id
+        await socket.disconnect()
+
+    with override_settings(CHANNEL_LAYERS=redis_layer()):
+        async_to_sync(scenario)()
