@@ -155,6 +155,13 @@ def wsgi_environ(scope: Scope, body: IO[bytes]) -> dict[str, Any]:
     if client := scope.get("client"):
         environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(client[0]), str(client[1])
     environ.update(_headers(scope.get("headers", [])))
+    if "CONTENT_LENGTH" not in environ:
+        # A chunked request has no Content-Length, and Django then reads no body at all;
+        # the whole body is spooled already, so say how long it is.
+        size = body.seek(0, 2)
+        body.seek(0)
+        if size:
+            environ["CONTENT_LENGTH"] = str(size)
     return environ
 
 

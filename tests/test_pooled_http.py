@@ -155,3 +155,11 @@ def test_streaming_bodies_go_out_chunk_by_chunk_ordinary_ones_in_one_hop(
     asyncio.run(pool(_scope(), receive, send))
     assert seen == [seen_before_second_chunk]  # start + "first" already out, or nothing yet
     assert b"".join(m.get("body", b"") for m in sent_so_far) == b"firstsecond"
+
+
+def test_a_chunked_body_without_content_length_is_still_read():
+    app = Recorder()
+    headers = [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]
+    _serve(PooledWSGI(app, threads=1), _scope(headers=headers), [b'{"a":', b" 1}"])
+    assert app.environs[0]["CONTENT_LENGTH"] == "8"
+    assert app.environs[0]["body"] == b'{"a": 1}'
