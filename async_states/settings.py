@@ -163,7 +163,6 @@ if env_bool("Q_SYNC"):
 # --------------------------------------------------------------------------- channels
 
 
-
 def redis_channel_layer(url: str, **config: object) -> dict:
     """The channel layer on Redis at ``url`` (tests build theirs with this too)."""
     return {

@@ -55,8 +55,8 @@ def _burst(count: int, env: dict[str, str]) -> float:
     with Cluster(2, **env):
         service_start("parked", {"key": "k0", "due": time.time() + 3600})
         assert wait_until(lambda: models.Run.objects.filter(status="waiting").count() == 1, 30)
-        waiting._clone(1, count)
-        waiting._make_due(every_run=True)
+        waiting.clone_parked(1, count)
+        waiting.make_due(every_run=True)
         began = time.monotonic()
         done = wait_until(lambda: models.Run.objects.filter(status="succeeded").count() >= count,
                           600, every=0.2)

@@ -53,7 +53,7 @@ def _one(suite, scenario, size: int) -> None:
                           >= engine, 900), "runs did not park"
         park_seconds = time.monotonic() - parked_at
         if size > engine:
-            _clone(engine, size)
+            clone_parked(engine, size)
         wait_until(lambda: not OrmQ.objects.exists(), 30)
         time.sleep(1)
         parked, bytes_after = _memory(suite, cluster), _db_bytes()
@@ -104,7 +104,7 @@ def _drain(suite, size: int) -> dict[str, float]:
         if time.monotonic() < deadline:
             event_send(name="go", correlation=f"k{i}")
 
-    _make_due()
+    make_due()
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(send, range(1, size, 2)))
     wait_until(lambda: models.Run.objects.filter(task_name="parked", status="succeeded")
@@ -114,7 +114,7 @@ def _drain(suite, size: int) -> dict[str, float]:
     return {"drain_seconds": seconds, "drain_per_s": drained / seconds, "drained": drained}
 
 
-def _make_due(every_run: bool = False) -> None:
+def make_due(every_run: bool = False) -> None:
     """Every even-numbered run's timer (or every run's) comes due now (the others wait for
     their event): rewrite the stored due time, as if the clock had moved on."""
     from django.db import connection
@@ -133,7 +133,7 @@ def _make_due(every_run: bool = False) -> None:
                     [now, now, now, every_run])
 
 
-def _clone(seed: int, size: int) -> None:
+def clone_parked(seed: int, size: int) -> None:
     """Runs ``seed``..``size - 1``: copies of parked run k0 with their own id and key."""
     from django.db import connection
 

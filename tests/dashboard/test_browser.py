@@ -16,11 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connections
 
 from taskapp.services import definition_load, run_start
-from tests.e2e.conftest import Cluster, Daphne, database_url
+from tests.e2e.conftest import Cluster, Daphne, server_environment
 from tests.services import require_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -68,19 +67,10 @@ def _needs_browser() -> None:
     require_service("Playwright", playwright)
 
 
-def _environment() -> dict[str, str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "async_states.settings",
-           "DATABASE_URL": database_url(), "SECRET_KEY": settings.SECRET_KEY,
-           "Q_WORKERS": "2", "PYTHONUNBUFFERED": "1"}
-    for name in ("TEST_DATABASE_NAME", "REDIS_URL"):  # the embedded default: poll mode
-        env.pop(name, None)
-    return env
-
-
 @pytest.fixture
 def servers(transactional_db) -> Iterator[str]:
     _needs_browser()
-    env = _environment()
+    env = server_environment()
     cluster = Cluster(env)
     cluster.start()
     web = Daphne(env, log=ARTIFACTS / "daphne.log")

@@ -90,6 +90,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_environment(**extra: str) -> dict[str, str]:
+    """The environment of a cluster or daphne a test starts: the test database, the
+    embedded default (no Redis: the poll mode, the ORM broker), plus ``extra``."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "async_states.settings",
+           "DATABASE_URL": database_url(), "SECRET_KEY": settings.SECRET_KEY,
+           "Q_WORKERS": "2", "PYTHONUNBUFFERED": "1", **extra}
+    for name in ("TEST_DATABASE_NAME", "REDIS_URL"):
+        env.pop(name, None)
+    return env
+
+
 class Daphne:
     """A daphne process serving the project on a free loopback port; its output to ``log``."""
 

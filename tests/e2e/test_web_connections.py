@@ -4,7 +4,7 @@ thread of its own, and with CONN_MAX_AGE > 0 left it open when that thread ended
 
 from __future__ import annotations
 
-import os
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from tests.e2e.conftest import ROOT, Daphne, database_url
+from tests.e2e.conftest import ROOT, Daphne, server_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -35,18 +35,16 @@ def test_daphne_keeps_at_most_its_threads_connections_across_many_requests(trans
     user = User.objects.create_superuser("conn", "conn@example.invalid", "pw")
     token = Token.objects.create(user=user).key
     name = f"async-states-web-{uuid.uuid4().hex[:8]}"  # libpq reads PGAPPNAME
-    env = {**os.environ, "DATABASE_URL": database_url(), "PGAPPNAME": name,
-           "WEB_THREADS": str(THREADS), "DJANGO_SETTINGS_MODULE": "async_states.settings"}
-    for unset in ("TEST_DATABASE_NAME", "REDIS_URL"):
-        env.pop(unset, None)
+    env = server_environment(PGAPPNAME=name, WEB_THREADS=str(THREADS))
     web = Daphne(env, log=ROOT / "var" / "test-artifacts" / "daphne-connections.log")
     try:
-        session_per_thread = {}
+        local = threading.local()  # one keep-alive session per client thread
 
         def get(i: int) -> int:
-            session = session_per_thread.setdefault(i % 6, requests.Session())
-            return session.get(f"{web.url}/api/runs/", timeout=30,
-                               headers={"Authorization": f"Token {token}"}).status_code
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            return local.session.get(f"{web.url}/api/runs/", timeout=30,
+                                     headers={"Authorization": f"Token {token}"}).status_code
 
         with ThreadPoolExecutor(6) as pool:
             statuses = list(pool.map(get, range(REQUESTS)))
