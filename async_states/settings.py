@@ -106,12 +106,12 @@ TEMPLATES = [
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'async_states.sqlite3'}"
     # Persistent connections: django-q2 otherwise opens a connection for nearly every queue
-    # operation (5-15 tasks/s instead of 120-180 on PostgreSQL, STACK-NOTES).
+    # operation (5-15 tasks/s instead of 120-180 on PostgreSQL, docs/stack.md).
     db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         # WAL + IMMEDIATE + a 20 s busy timeout: zero "database is locked" failures with
-        # several worker processes, against 41-53% at Django's defaults (STACK-NOTES).
+        # several worker processes, against 41-53% at Django's defaults (docs/stack.md).
         db["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
@@ -142,7 +142,7 @@ Q_CLUSTER = {
     "timeout": 600,
     "retry": 660,
     # Successes are not saved: the engine keeps its own history. save_limit=250 made the
-    # monitor cap a cluster at ~54 tasks/s, -1 sustained ~249/s (STACK-NOTES).
+    # monitor cap a cluster at ~54 tasks/s, -1 sustained ~249/s (docs/stack.md).
     "save_limit": -1,
     # Engine tasks are idempotent (a claim decides who works), so a redelivery is harmless;
     # 0 would retry a failing task forever.
@@ -155,7 +155,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    # Pickup latency ~47 ms at poll=0.05 against ~116 ms at the default 0.2 (STACK-NOTES).
+    # Pickup latency ~47 ms at poll=0.05 against ~116 ms at the default 0.2 (docs/stack.md).
     Q_CLUSTER["poll"] = float(os.environ.get("Q_POLL", "0.05"))
 if env_bool("Q_SYNC"):
     Q_CLUSTER["sync"] = True
