@@ -1,7 +1,8 @@
 """Profile the engine's step in-process (no queue): start N runs of a benchmark task with
 dispatch turned off, then advance each with ``run_advance`` until it parks or finishes, all
-under cProfile. Writes ``bench/profiles/<task>-<date>.pstats`` and a ``.txt`` with the top
-functions by cumulative and by own time.
+under cProfile. Writes a readable summary, ``bench/profiles/<task>-<date>.txt``, with the top
+functions by cumulative and by own time (kept in the repository), and the raw
+``bench/results/<task>-<date>.pstats`` (not kept: it embeds this machine's paths).
 
     .venv/bin/python -m bench.profile --task chain10 --runs 200
     .venv/bin/python -m bench.profile --task parked --runs 200
@@ -93,10 +94,11 @@ def _park_then_fire(ids: list, due: float) -> None:
 
 def _write(profile: cProfile.Profile, task: str, runs: int, elapsed: float,
            transitions: int) -> None:
-    out = ROOT / "bench" / "profiles"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{task}-{datetime.now():%Y-%m-%d-%H%M}"
-    profile.dump_stats(f"{stem}.pstats")
+    name = f"{task}-{datetime.now():%Y-%m-%d-%H%M}"
+    stem, raw = ROOT / "bench" / "profiles" / name, ROOT / "bench" / "results" / name
+    for folder in (stem.parent, raw.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+    profile.dump_stats(f"{raw}.pstats")
     text = io.StringIO()
     text.write(f"{runs} runs of {task}, one run_advance each, in-process: {elapsed:.2f} s, "
                f"{transitions} transitions, {transitions / elapsed:.0f} transitions/s "
@@ -106,7 +108,7 @@ def _write(profile: cProfile.Profile, task: str, runs: int, elapsed: float,
     stats.sort_stats("tottime").print_stats(25)
     stem.with_suffix(".txt").write_text(text.getvalue())
     print(text.getvalue()[:6000])
-    print(f"written {stem}.pstats and .txt")
+    print(f"written {stem}.txt and {raw}.pstats")
 
 
 if __name__ == "__main__":
