@@ -46,6 +46,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Whether the key came from the environment (taskapp/checks.py warns when hosts share a
+# database but each generated its own).
+SECRET_KEY_FROM_ENVIRONMENT = bool(os.environ.get("SECRET_KEY"))
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
