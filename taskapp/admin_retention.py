@@ -8,8 +8,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from taskapp import dispatch
 from taskapp.models import RetentionPolicy
+from taskapp.services import retention_policy_ensure, retention_policy_save
 
 
 @admin.register(RetentionPolicy)
@@ -30,10 +30,9 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        policy = RetentionPolicy.load()  # one row: its list is its form
+        policy = retention_policy_ensure()  # one row: its list is its form
         return HttpResponseRedirect(
             reverse("admin:taskapp_retentionpolicy_change", args=[policy.pk]))
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        dispatch.schedule_purge(obj.purge_interval_minutes)
+        retention_policy_save(policy=obj)

@@ -1,6 +1,6 @@
 """The durable state of Async States: definitions, runs and their append-only history.
 
-Only ``taskapp.services`` writes these rows (``taskapp.store`` on its behalf for the engine);
+Only ``taskapp.services`` writes these rows (``services.store`` on behalf of the engine);
 ``taskapp.selectors`` reads them. Indexes follow what the API and the engine query:
 runs by task/status/state/time, due wake-ups, and events by correlation.
 """
@@ -255,8 +255,9 @@ class RetentionPolicy(models.Model):
 
     @classmethod
     def load(cls) -> RetentionPolicy:
-        policy, _ = cls.objects.get_or_create(pk=1)
-        return policy
+        """The policy row, or the defaults (unsaved) while nobody has saved one. A read:
+        ``services.retention_policy_ensure`` is what creates the row."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class ClusterHeartbeat(models.Model):

@@ -10,9 +10,7 @@ from django.db import DEFAULT_DB_ALIAS
 
 
 def ensure_purge_schedule(*, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    from taskapp import dispatch
-    from taskapp.models import RetentionPolicy
+    from taskapp.services.retention import retention_policy_ensure
 
-    if using != DEFAULT_DB_ALIAS or RetentionPolicy.objects.exists():
-        return
-    dispatch.schedule_purge(RetentionPolicy.load().purge_interval_minutes)
+    if using == DEFAULT_DB_ALIAS:
+        retention_policy_ensure()

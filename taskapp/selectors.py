@@ -9,17 +9,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import Count, QuerySet
 
+from engine.language import task_from_dict
 from engine.language.model import TaskDef
-from engine.runs import ACTIVE, FINISHED
+from engine.runs import ACTIVE, FINISHED, RunSnapshot, RunStatus
 from taskapp import models
-from taskapp.store import definition_of
 
 ACTIVE_STATUSES = sorted(str(s) for s in ACTIVE)
 FINISHED_STATUSES = sorted(str(s) for s in FINISHED)
+
+# ---------------------------------------------------------------------------- definitions
+
+
+@lru_cache(maxsize=512)
+def definition_of(definition_id: int) -> TaskDef:
+    """The parsed definition of a stored version (immutable, so cached per process)."""
+    row = models.TaskDefinition.objects.only("definition").get(pk=definition_id)
+    return task_from_dict(row.definition)
+
+
+def snapshot_of(run: models.Run) -> RunSnapshot:
+    """The engine's view of a run row: what a step starts from."""
+    return RunSnapshot(
+        id=str(run.id),
+        task=definition_of(run.definition_id),
+        status=RunStatus(run.status),
+        state=run.state or None,
+        entry=run.entry,
+        state_entered_at=run.state_entered_at,
+        input=run.input,
+        data=run.data,
+        cursor=run.cursor,
+        created_at=run.created_at,
+        deadline_at=run.deadline_at,
+        cancel_requested=run.cancel_requested,
+        error=run.error,
+        metrics=run.metrics,
+        finished_at=run.finished_at,
+    )
+
+
+
+# ---------------------------------------------------------------------------- runs
 
 # Run columns the API never reads: engine-private progress and the lease machinery.
 _PRIVATE = ("cursor", "lease_owner", "lease_expires_at", "version", "signal")

@@ -30,10 +30,10 @@ states:
 
 @pytest.fixture(autouse=True)
 def fresh_definition_cache():
-    """Forget parsed definitions after each test: ``taskapp.store.definition_of`` caches by
+    """Forget parsed definitions after each test: ``taskapp.selectors.definition_of`` caches by
     primary key, and rolled-back tests hand the same key to different definitions."""
     yield
-    from taskapp.store import definition_of
+    from taskapp.selectors import definition_of
 
     definition_of.cache_clear()
 

@@ -54,3 +54,73 @@ def test_only_dispatch_and_the_qcluster_command_import_django_q():
 def test_taskapp_never_imports_the_dashboard():
     for path in sources("taskapp"):
         assert not any(_top(m) == "dashboard" for m in imported_modules(path)), path
+
+
+# ---------------------------------------------------------------------------- one writer
+
+# Calls that write rows through Django's ORM. ``update`` counts only on a queryset (its
+# receiver goes through ``objects`` or a ``filter``), so ``dict.update`` is not mistaken.
+_WRITES = {"create", "get_or_create", "update_or_create", "bulk_create", "bulk_update",
+           "delete", "save", "save_model", "delete_model", "delete_queryset"}
+# django-q2's own Schedule rows, written by the one module that talks to django-q2.
+_NOT_OURS = {"taskapp/dispatch.py"}
+
+
+def _writes(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        receiver = ast.unparse(node.func.value)
+        queryset = "objects" in receiver or "filter(" in receiver or "_guarded" in receiver
+        if node.func.attr in _WRITES or (node.func.attr == "update" and queryset):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}")
+    return found
+
+
+def _outside_services() -> list[Path]:
+    return [path for folder in ("taskapp", "dashboard", "async_states")
+            for path in sources(folder)
+            if "migrations" not in path.parts and "services" not in path.parts
+            and str(path.relative_to(ROOT)) not in _NOT_OURS]
+
+
+def test_only_services_write_rows():
+    writes = [write for path in _outside_services() for write in _writes(path)]
+    assert not writes, "rows are written only by taskapp/services: " + "; ".join(writes)
+
+
+def test_the_write_scan_sees_a_write():
+    """The scan above would pass on anything if it could not see a write."""
+    services = sources("taskapp/services")
+    assert any(_writes(path) for path in services)
+
+
+def _module_path(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def _project_imports(path: Path) -> set[str]:
+    """Every project module ``path`` imports, directly or through other project modules."""
+    seen: set[str] = set()
+    todo = [path]
+    while todo:
+        for module in imported_modules(todo.pop()):
+            found = _module_path(module)
+            if found is not None and module not in seen:
+                seen.add(module)
+                todo.append(found)
+    return seen
+
+
+def test_selectors_import_no_services_even_indirectly():
+    pulled = _project_imports(ROOT / "taskapp" / "selectors.py")
+    assert not {m for m in pulled if m.startswith("taskapp.services")}, sorted(pulled)
+
+
+def test_the_store_is_a_service():
+    assert not (ROOT / "taskapp" / "store.py").exists(), "the store writes: taskapp/services/"

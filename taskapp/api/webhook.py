@@ -16,7 +16,7 @@ from rest_framework import exceptions
 
 from taskapp import selectors
 from taskapp.conf import conf
-from taskapp.store import definition_of
+from taskapp.selectors import definition_of
 
 HEADER = "X-Async-States-Webhook-Secret"
 _META = "HTTP_" + HEADER.upper().replace("-", "_")

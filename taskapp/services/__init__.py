@@ -14,7 +14,12 @@ from taskapp.services.errors import (
 )
 from taskapp.services.events import event_send
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
-from taskapp.services.retention import PurgeReport, runs_purge
+from taskapp.services.retention import (
+    PurgeReport,
+    retention_policy_ensure,
+    retention_policy_save,
+    runs_purge,
+)
 from taskapp.services.runs import (
     run_advance,
     run_cancel,
@@ -29,4 +34,5 @@ __all__ = [
     "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send",
     "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance", "wakeups_fire",
     "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
+    "retention_policy_ensure", "retention_policy_save",
 ]

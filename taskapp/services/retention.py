@@ -20,9 +20,9 @@ from django.db.models import Q, QuerySet
 
 from engine.language.model import Retention
 from engine.runs import FINISHED
-from taskapp import models
+from taskapp import dispatch, models
 from taskapp.conf import conf
-from taskapp.store import definition_of
+from taskapp.selectors import definition_of
 
 FINISHED_STATUSES = sorted(str(s) for s in FINISHED)
 FAILED_STATUSES = ["cancelled", "failed", "timed_out"]
@@ -135,6 +135,21 @@ def _rules(
         else:
             rules.extend(_policy_rules(name, mine, now))
     return rules
+
+
+def retention_policy_ensure() -> models.RetentionPolicy:
+    """The one policy row, created with its defaults (and its purge scheduled) when missing."""
+    policy, created = models.RetentionPolicy.objects.get_or_create(pk=1)
+    if created:
+        dispatch.schedule_purge(policy.purge_interval_minutes)
+    return policy
+
+
+def retention_policy_save(*, policy: models.RetentionPolicy) -> None:
+    """Save the policy as edited (in the admin) and reschedule the automatic purge."""
+    policy.pk = 1
+    policy.save()
+    dispatch.schedule_purge(policy.purge_interval_minutes)
 
 
 def _policy_rules(name: str, mine: QuerySet[models.Run], now: datetime) -> list[_Rule]:

@@ -23,9 +23,10 @@ from engine.runner import Runner, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
 from taskapp import dispatch, models, signals
 from taskapp.conf import conf
+from taskapp.selectors import definition_of, snapshot_of
 from taskapp.services.errors import InputInvalid, RunConflict, RunNotFound, TaskNotFound
+from taskapp.services.store import DjangoRunStore
 from taskapp.services.wakeups import backstop
-from taskapp.store import DjangoRunStore, definition_of, snapshot_of
 
 log = logging.getLogger("async_states.runs")
 

@@ -159,7 +159,7 @@ def test_a_leased_run_is_not_advanced_by_a_second_worker(load_task, clock):
 def test_a_claimed_run_lost_mid_step_writes_nothing_more(load_task, clock, monkeypatch):
     load_task(ORDER)
     run, _ = run_start(task="order", input={"order_id": "F"})
-    from taskapp import store as store_module
+    from taskapp.services import store as store_module
 
     original = store_module.DjangoRunStore.commit
 
@@ -242,7 +242,7 @@ def test_an_event_arriving_during_a_step_is_taken_before_the_worker_lets_go(
         load_task, clock, monkeypatch):
     load_task(ORDER)
     run, _ = run_start(task="order", input={"order_id": "K"})
-    from taskapp import store as store_module
+    from taskapp.services import store as store_module
 
     original, sent = store_module.DjangoRunStore.commit, []
 

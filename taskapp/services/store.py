@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.db import transaction
 from django.db.models import Max, Q
 
 from engine.errors import LeaseLost
-from engine.language import task_from_dict
-from engine.language.model import TaskDef
 from engine.runs import (
     AttemptRecord,
     EventRecord,
@@ -30,33 +27,6 @@ from engine.runs import (
 from taskapp import models, signals
 from taskapp.conf import conf
 from taskapp.services.wakeups import backstop
-
-
-@lru_cache(maxsize=512)
-def definition_of(definition_id: int) -> TaskDef:
-    """The parsed definition of a stored version (immutable, so cached per process)."""
-    row = models.TaskDefinition.objects.only("definition").get(pk=definition_id)
-    return task_from_dict(row.definition)
-
-
-def snapshot_of(run: models.Run) -> RunSnapshot:
-    return RunSnapshot(
-        id=str(run.id),
-        task=definition_of(run.definition_id),
-        status=RunStatus(run.status),
-        state=run.state or None,
-        entry=run.entry,
-        state_entered_at=run.state_entered_at,
-        input=run.input,
-        data=run.data,
-        cursor=run.cursor,
-        created_at=run.created_at,
-        deadline_at=run.deadline_at,
-        cancel_requested=run.cancel_requested,
-        error=run.error,
-        metrics=run.metrics,
-        finished_at=run.finished_at,
-    )
 
 
 def run_fields(run: RunSnapshot) -> dict[str, object]:
