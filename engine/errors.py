@@ -100,6 +100,18 @@ class UnsupportedInstruction(InstructionError):
         )
 
 
+class UnknownCondition(EngineError):
+    """No condition plugin is registered for a kind a definition uses."""
+
+    code = "unknown_condition"
+
+    def __init__(self, kind: str, known: Sequence[str]):
+        self.kind = kind
+        self.known = tuple(known)
+        super().__init__(
+            f"no condition plugin for kind {kind!r} (available: {', '.join(sorted(known))})")
+
+
 class LeaseLost(EngineError):
     """Another worker owns the run now: this step must stop without writing."""
 

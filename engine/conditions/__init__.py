@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from engine.errors import UnknownCondition
+from engine.registry import Registry
 from engine.runs import EventRecord, RunSnapshot, Subscription
 
 
@@ -61,20 +63,21 @@ class ConditionPlugin(Protocol):
     def subscription(self, condition: Any, armed: dict[str, Any]) -> Subscription | None: ...
 
 
-_REGISTRY: dict[str, ConditionPlugin] = {}
+REGISTRY: Registry[ConditionPlugin] = Registry("condition", UnknownCondition)
 
 
-def register(plugin: ConditionPlugin) -> ConditionPlugin:
-    _REGISTRY[plugin.kind] = plugin
-    return plugin
+def register(plugin: ConditionPlugin, *, replace: bool = False) -> ConditionPlugin:
+    """Make ``plugin`` the one for its kind (see ``engine.registry.Registry.register``)."""
+    return REGISTRY.register(plugin, replace=replace)
 
 
 def plugin_for(kind: str) -> ConditionPlugin:
-    return _REGISTRY[kind]
+    """The plugin for ``kind``; ``UnknownCondition`` names the known kinds."""
+    return REGISTRY.get(kind)
 
 
 def registered_kinds() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+    return REGISTRY.kinds()
 
 
 from engine.conditions import always, poll, subscribe, wait, when  # noqa: E402,F401

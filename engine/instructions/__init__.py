@@ -11,13 +11,13 @@ The built-in executors register themselves when this package is imported.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.errors import ExpressionError, InstructionError, UnsupportedInstruction
 from engine.language.model import Instruction
+from engine.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +41,30 @@ class ExecContext:
 class Executor(Protocol):
     """Runs one instruction kind. ``execute`` raises ``InstructionError`` on failure.
 
-    An executor may also carry ``spec_type``: the spec class it accepts. ``execute`` below
-    then refuses any other spec with ``TypeError`` (a loader bug, see ``execute``).
+    What the runner needs to know about a kind, the executor declares:
+
+    - ``side_effects``: an attempt reaches the outside world, so the run's progress is
+      committed before it (the far end never hears of a step the database forgot) and the
+      attempt may be retried. Absent means True, the safe answer.
+    - ``assigns``: the result is ``{dotted path: value}`` to write into the run's data
+      (``set``), rather than one value stored at the instruction's ``save_as``. Absent: False.
+    - ``spec_type``: the spec class it accepts; ``execute`` below refuses any other with
+      ``TypeError`` (a loader bug).
     """
 
     kind: str
 
     def execute(self, spec: Any, ctx: ExecContext) -> Any: ...
+
+
+def has_side_effects(kind: str) -> bool:
+    """Whether attempts of ``kind`` reach the outside world (``Executor.side_effects``)."""
+    return bool(getattr(executor_for(kind), "side_effects", True))
+
+
+def assigns_paths(kind: str) -> bool:
+    """Whether results of ``kind`` are paths to assign (``Executor.assigns``)."""
+    return bool(getattr(executor_for(kind), "assigns", False))
 
 
 # The error classes a remote failure is worth retrying for, by default: the far end may answer
@@ -67,35 +84,21 @@ def instruction_error(
     )
 
 
-_registry: dict[str, Executor] = {}
-_registry_lock = threading.Lock()
+REGISTRY: Registry[Executor] = Registry("instruction", UnsupportedInstruction)
 
 
 def register(executor: Executor, *, replace: bool = False) -> None:
     """Make ``executor`` the one that runs instructions of ``executor.kind``.
 
-    Args:
-        executor: any object with ``kind`` and ``execute``.
-        replace: allow replacing an executor already registered for the kind (tests, plugins
-            that override a built-in on purpose).
-
     Raises:
         ValueError: another executor is registered for the kind and ``replace`` is false.
     """
-    with _registry_lock:
-        current = _registry.get(executor.kind)
-        if current is not None and current is not executor and not replace:
-            raise ValueError(
-                f"an executor for instruction kind {executor.kind!r} is already registered "
-                f"({type(current).__qualname__}); pass replace=True to override it"
-            )
-        _registry[executor.kind] = executor
+    REGISTRY.register(executor, replace=replace)
 
 
 def unregister(kind: str) -> None:
     """Remove the executor for ``kind``, if any (for tests that register fakes)."""
-    with _registry_lock:
-        _registry.pop(kind, None)
+    REGISTRY.unregister(kind)
 
 
 def executor_for(kind: str) -> Executor:
@@ -104,15 +107,12 @@ def executor_for(kind: str) -> Executor:
     Raises:
         UnsupportedInstruction: nothing is registered for ``kind``.
     """
-    try:
-        return _registry[kind]
-    except KeyError:
-        raise UnsupportedInstruction(kind, registered_kinds()) from None
+    return REGISTRY.get(kind)
 
 
 def registered_kinds() -> tuple[str, ...]:
     """The kinds that have an executor, sorted."""
-    return tuple(sorted(_registry))
+    return REGISTRY.kinds()
 
 
 def execute(instruction: Instruction, ctx: ExecContext) -> Any:

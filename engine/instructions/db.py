@@ -44,6 +44,7 @@ _local = threading.local()
 
 class DbExecutor:
     kind = "db"
+    side_effects = True
     spec_type = DbSpec
 
     def execute(self, spec: DbSpec, ctx: ExecContext) -> Any:

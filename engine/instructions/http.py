@@ -352,6 +352,7 @@ def render_pairs(pairs: tuple[tuple[str, Any], ...] | None, ctx: ExecContext) ->
 
 class HttpExecutor:
     kind = "http"
+    side_effects = True
     spec_type = HttpSpec
 
     def execute(self, spec: HttpSpec, ctx: ExecContext) -> dict[str, Any]:

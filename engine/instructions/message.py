@@ -32,6 +32,7 @@ _clients_lock = threading.Lock()
 
 class MessageExecutor:
     kind = "message"
+    side_effects = True
     spec_type = MessageSpec
 
     def execute(self, spec: MessageSpec, ctx: ExecContext) -> dict[str, Any]:

@@ -27,6 +27,7 @@ SUPPORTED_PROTOCOLS = frozenset({"jsonrpc"})
 
 class RpcExecutor:
     kind = "rpc"
+    side_effects = True
     spec_type = RpcSpec
 
     def execute(self, spec: RpcSpec, ctx: ExecContext) -> Any:

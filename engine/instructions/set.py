@@ -17,6 +17,8 @@ from engine.language.model import SetSpec
 
 class SetExecutor:
     kind = "set"
+    side_effects = False  # pure: nothing to commit before it, nothing to retry
+    assigns = True
     spec_type = SetSpec
 
     def execute(self, spec: SetSpec, ctx: ExecContext) -> dict[str, Any]:

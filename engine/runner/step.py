@@ -227,7 +227,7 @@ class Step(PollRacing):
         attempt = cursor["attempt"] + 1
         cursor["attempt"] = attempt
         self.batch.dirty = True
-        if instruction.kind != "set":
+        if instructions.has_side_effects(instruction.kind):
             # The way here (and the previous instruction's result) is durable before the
             # far end hears of it; the attempt count too, so a crash cannot reset it.
             self._flush()
@@ -294,7 +294,7 @@ class Step(PollRacing):
     def _save_result(self, instruction: Instruction, result: Any) -> None:
         run = self.run
         self.batch.dirty = True
-        if instruction.kind == "set":
+        if instructions.assigns_paths(instruction.kind):
             for path, value in result.items():
                 run.data = set_path(run.data, path, self._redact(value))
         elif instruction.save_as:
