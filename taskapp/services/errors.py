@@ -33,10 +33,43 @@ class RunConflict(ServiceError):
 
     def __init__(self, run_id: object, status: str, action: str, allowed: Sequence[str]):
         self.run_id, self.status, self.action = run_id, status, action
-        super().__init__(
-            f"cannot {action} run {run_id}: it is {status}; {action} needs one of "
-            f"{', '.join(allowed)}"
+        super().__init__(f"cannot {action} run {run_id}: it is {status}, not {_one_of(allowed)}")
+
+
+class RedriveNeedsState(RunConflict):
+    """A run that ended in a final state has no state of its own to resume in: the caller
+    chooses one (the state it came from is the usual choice, so the message names it)."""
+
+    def __init__(self, run_id: object, status: str, final_state: str, came_from: str | None,
+                 choices: Sequence[str]):
+        self.run_id, self.status, self.action = run_id, status, "redrive"
+        hint = f"e.g. '{came_from}', where it came from; " if came_from else ""
+        ServiceError.__init__(
+            self,
+            f"cannot redrive run {run_id} without a state: it ended in the final state "
+            f"'{final_state}' ({status}); name the state to resume in, {hint}"
+            f"one of {', '.join(choices)}",
         )
+
+
+class UnknownRedriveState(RunConflict):
+    """The state asked for is not one a run can be redriven into."""
+
+    def __init__(self, run_id: object, status: str, state: str, final: bool,
+                 choices: Sequence[str]):
+        self.run_id, self.status, self.action = run_id, status, "redrive"
+        why = "a final state" if final else "not a state of its task"
+        ServiceError.__init__(
+            self,
+            f"cannot redrive run {run_id} to '{state}': that is {why}; "
+            f"one of {', '.join(choices)}",
+        )
+
+
+def _one_of(words: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 class RunNotActive(RunConflict):
@@ -55,3 +88,7 @@ class InputInvalid(ServiceError):
             f"input rejected by the input_schema of task '{task}': "
             f"{first['path'] or '(root)'}: {first['message']}"
         )
+
+    def lines(self) -> list[str]:
+        """Every schema error, one per line: ``path: message`` (``(root)`` for the root)."""
+        return [f"{e['path'] or '(root)'}: {e['message']}" for e in self.errors]

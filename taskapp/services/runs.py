@@ -19,12 +19,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from engine.errors import LeaseLost
+from engine.language.model import TaskDef
 from engine.runner import Runner, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
 from taskapp import dispatch, models, signals
 from taskapp.conf import conf
 from taskapp.selectors import definition_of, snapshot_of
-from taskapp.services.errors import InputInvalid, RunConflict, RunNotFound, TaskNotFound
+from taskapp.services.errors import (
+    InputInvalid,
+    RedriveNeedsState,
+    RunConflict,
+    RunNotFound,
+    TaskNotFound,
+    UnknownRedriveState,
+)
 from taskapp.services.store import DjangoRunStore
 from taskapp.services.wakeups import backstop
 
@@ -240,18 +248,21 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
     """Put a failed, timed-out or cancelled run back to work from the state where it
     stopped, or from ``state``, keeping its data. The redrive is a recorded transition.
 
+    A run that ended in a final state (``cancelled: failed``, say) has no state of its own
+    to resume in, and which earlier state is the right one is the caller's call (the state
+    it came from may be a clean-up step), so ``state`` is required there.
+
     Raises:
-        RunNotFound; RunConflict: the run is active or succeeded, or ``state`` is unknown.
+        RunNotFound; RunConflict: the run is active or succeeded; RedriveNeedsState: it
+        ended in a final state and no ``state`` was given; UnknownRedriveState: ``state``
+        is final or not a state of the task.
     """
     allowed = ["failed", "timed_out", "cancelled"]
     run = _get(run_id)
     if run.status not in allowed:
         raise RunConflict(run.id, run.status, "redrive", allowed)
     snapshot = snapshot_of(run)
-    target = state or run.state
-    if target not in snapshot.task.state_names or snapshot.task.state(target).is_final:
-        raise RunConflict(run.id, run.status, f"redrive to '{target}'",
-                          [s.name for s in snapshot.task.states if not s.is_final])
+    target = _redrive_target(run, snapshot.task, state)
     owner = _worker_id()
     now = conf.clock.now()
     record = prepare_redrive(snapshot, target, now)
@@ -269,6 +280,21 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
         dispatch.advance_later(run.id)
     run.refresh_from_db()
     return run
+
+
+def _redrive_target(run: models.Run, task: TaskDef, state: str | None) -> str:
+    """The state a redrive resumes in: ``state``, else the (non-final) one the run stopped in."""
+    choices = [s.name for s in task.states if not s.is_final]
+    if state is None and run.state in task.state_names and task.state(run.state).is_final:
+        came_from = (run.transitions.filter(to_state=run.state).order_by("-seq")
+                     .values_list("from_state", flat=True).first())
+        raise RedriveNeedsState(run.id, run.status, run.state,
+                                came_from if came_from in choices else None, choices)
+    target = state or run.state
+    if target not in choices:
+        raise UnknownRedriveState(run.id, run.status, target,
+                                  target in task.state_names, choices)
+    return target
 
 
 def _get(run_id: object) -> models.Run:

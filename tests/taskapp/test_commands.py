@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -245,3 +247,89 @@ def test_show_run_prints_json_that_parses(waiting_run):
     out = run("show_run", str(waiting_run.pk))[0]
     block = out.split("data:\n")[1].split("\n}")[0] + "\n}"
     assert json.loads(block) == {"greeting": "Hello Ada"}
+
+
+SCHEMA_TASK = """\
+name: typed
+version: 1
+start_state: a
+input_schema:
+  type: object
+  required: [order_id]
+  properties:
+    total: {type: number, minimum: 0}
+    items: {type: array}
+states:
+  a:
+    final: succeeded
+"""
+
+
+def test_start_run_prints_every_input_schema_error(tmp_path, no_dispatch):
+    (tmp_path / "typed.yaml").write_text(SCHEMA_TASK)
+    run("loadtasks", str(tmp_path))
+    with pytest.raises(CommandError) as caught:
+        call_command("start_run", "typed", input='{"total": -1, "items": "x"}',
+                     stdout=io.StringIO())
+    assert str(caught.value).splitlines() == [
+        "input rejected by the input_schema of task 'typed':",
+        "  (root): 'order_id' is a required property",
+        "  items: 'x' is not of type 'array'",
+        "  total: -1 is less than the minimum of 0",
+    ]
+    assert not models.Run.objects.exists()
+
+
+FINAL_TASK = """\
+name: review
+version: 1
+start_state: pending
+final_states: {approved: succeeded, rejected: failed}
+states:
+  pending:
+    transitions:
+      - to: approved
+        subscribe: approve
+      - to: rejected
+        when: "true"
+"""
+
+
+def test_redrive_of_a_run_that_ended_in_a_final_state_asks_for_a_state(tmp_path, no_dispatch):
+    (tmp_path / "review.yaml").write_text(FINAL_TASK)
+    run("loadtasks", str(tmp_path))
+    run_id = run("start_run", "review")[0].strip()
+    run_advance(run_id=run_id)
+    assert models.Run.objects.get(pk=run_id).status == "failed"
+    with pytest.raises(CommandError) as caught:
+        call_command("redrive_run", run_id)
+    assert str(caught.value) == (
+        f"cannot redrive run {run_id} without a state: it ended in the final state "
+        "'rejected' (failed); name the state to resume in, e.g. 'pending', where it came "
+        "from; one of pending")
+    with pytest.raises(CommandError, match="to 'approved': that is a final state; one of"):
+        call_command("redrive_run", run_id, state="approved")
+    with pytest.raises(CommandError, match="to 'nowhere': that is not a state of its task"):
+        call_command("redrive_run", run_id, state="nowhere")
+    out, _, _ = run("redrive_run", run_id, state="pending")
+    assert out == f"run {run_id} redriven: running in pending\n"
+
+
+def test_redrive_of_a_succeeded_run_says_which_statuses_can_be(waiting_run):
+    waiting_run.__class__.objects.filter(pk=waiting_run.pk).update(status="succeeded")
+    with pytest.raises(CommandError) as caught:
+        call_command("redrive_run", str(waiting_run.pk))
+    assert str(caught.value) == (f"cannot redrive run {waiting_run.pk}: it is succeeded, "
+                                 "not failed, timed_out or cancelled")
+
+
+@pytest.mark.parametrize("args", [["help"], ["diffsettings", "--all"]])
+def test_a_reader_that_goes_away_ends_a_command_quietly(args):
+    """``manage.py show_run ID | head``: when the pipe closes, no traceback, status 141 (as a
+    Unix tool killed by SIGPIPE). The reading end is closed before the command writes."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *args], cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert (process.wait(timeout=60), err) == (141, "")

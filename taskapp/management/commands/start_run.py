@@ -15,7 +15,7 @@ from taskapp.management.commands._common import (
     transition_line,
 )
 from taskapp.models import Run
-from taskapp.services import ServiceError, run_start
+from taskapp.services import InputInvalid, ServiceError, run_start
 
 POLL_SECONDS = 0.2
 # A run still pending this long after its start means no cluster is picking it up.
@@ -53,6 +53,11 @@ class Command(BaseCommand):
                 task=options["task"], input=payload, version=options["task_version"],
                 idempotency_key=options["idempotency_key"],
             )
+        except InputInvalid as exc:
+            # Every schema error, as the API returns them, not just the first.
+            raise CommandError("\n  ".join([
+                f"input rejected by the input_schema of task '{exc.task}':", *exc.lines()
+            ])) from None
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(str(run.pk))
