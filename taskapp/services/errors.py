@@ -33,7 +33,8 @@ class RunConflict(ServiceError):
 
     def __init__(self, run_id: object, status: str, action: str, allowed: Sequence[str]):
         self.run_id, self.status, self.action = run_id, status, action
-        super().__init__(f"cannot {action} run {run_id}: it is {status}, not {_one_of(allowed)}")
+        super().__init__(
+            f"cannot {action} run {run_id}: it is {status}, not {_one_of(sorted(allowed))}")
 
 
 class RedriveNeedsState(RunConflict):

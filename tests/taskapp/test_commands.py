@@ -320,7 +320,7 @@ def test_redrive_of_a_succeeded_run_says_which_statuses_can_be(waiting_run):
     with pytest.raises(CommandError) as caught:
         call_command("redrive_run", str(waiting_run.pk))
     assert str(caught.value) == (f"cannot redrive run {waiting_run.pk}: it is succeeded, "
-                                 "not failed, timed_out or cancelled")
+                                 "not cancelled, failed or timed_out")
 
 
 @pytest.mark.parametrize("args", [["help"], ["diffsettings", "--all"]])
