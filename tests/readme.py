@@ -6,8 +6,8 @@ out once. The matcher treats those parts as wildcards:
 
 - a UUID or a 40-digit hex token matches any such value, and is *captured*: a later command
   that repeats the README's value (``RUN=cbfae458-…``, ``TOKEN=8bce…``) gets the real one;
-- times (``08:17:12.836``, ``2026-11-29 14:32:46``, ``2026-11-27T08:55:53.956482Z``) and
-  decimal numbers (``1.868357``, measured durations) match any time or number;
+- times (``08:17:12.836``, ``2026-11-29 14:32:46``, ``2026-11-27T08:55:53.956482Z``),
+  decimal numbers (``1.868357``) and milliseconds (``3 ms``), all measured, match any;
 - ``…`` matches any text, together with the letters, digits, ``-`` and ``_`` touching it
   (``cbfae458-…`` is an abbreviated id, ``Xq3…Tw`` a password);
 - ``...`` inside a line matches any text (JSON keys left out); a line that is only ``...``
@@ -30,17 +30,20 @@ _FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.DOTALL | re.MUL
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 TOKEN = r"[0-9a-f]{40}"
 _CAPTURED = re.compile(rf"(?<![0-9a-f-])(?:{UUID}|{TOKEN})(?![0-9a-f-])")
+_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"
+_LOCAL = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+_CLOCK = r"\d\d:\d\d:\d\d\.\d{3}"
+# (what the README shows, what it matches), in the order they are looked for.
 _WILD = [
-    r"[\w-]*…[\w-]*",                                  # an abbreviated id or password
-    r"\.\.\.",                                          # left out
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z",       # an ISO time
-    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d",                  # a local date and time
-    r"\d\d:\d\d:\d\d\.\d{3}",                           # a clock time
-    r"(?<![\d.])\d+\.\d+(?![\d.])",                     # a measured number
+    (r"[\w-]*…[\w-]*", r"[^\n]*?"),                      # an abbreviated id or password
+    (r"\.\.\.", r"[^\n]*?"),                              # left out
+    (_ISO, _ISO),
+    (_LOCAL, _LOCAL),
+    (_CLOCK, _CLOCK),
+    (r"(?<![\d.])\d+\.\d+(?![\d.])", r"\d+(?:\.\d+)?"),    # a measured number
+    (r"(?<![\d.])\d+ ms\b", r"\d+ ms"),                    # a measured duration
 ]
-_WILD_AS = [r"[^\n]*?", r"[^\n]*?", r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z",
-            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"\d\d:\d\d:\d\d\.\d{3}", r"\d+(?:\.\d+)?"]
-_TOKENS = re.compile("|".join(f"({p})" for p in [_CAPTURED.pattern, *_WILD]))
+_TOKENS = re.compile("|".join(f"({p})" for p in [_CAPTURED.pattern, *(w for w, _ in _WILD)]))
 
 
 @dataclass
@@ -127,7 +130,7 @@ def _wildcard(match: re.Match[str], groups: dict[str, str]) -> str:
         shape = UUID if "-" in value else TOKEN
         return f"(?P<{groups[value]}>{shape})"
     index = next(i for i in range(len(_WILD)) if match.group(i + 2))
-    return _WILD_AS[index]
+    return _WILD[index][1]
 
 
 def match(expected: list[str], actual: str) -> dict[str, str] | None:
