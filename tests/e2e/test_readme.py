@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from tests import readme
 from tests.e2e.conftest import ROOT, Cluster, Daphne, _free_port, server_environment
@@ -147,6 +148,9 @@ class Shell:
 def live(transactional_db, django_db_reset_sequences, tmp_path):
     """The system `make run` starts — task files loaded, an admin login, daphne and the
     cluster — on the test database (fresh ids, as on a fresh install)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the README shows `make run`, the embedded default (SQLite); PostgreSQL's "
+                    "jsonb orders JSON object keys by length, so the API's JSON differs")
     env = server_environment()
     for name in ("DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"):
         env.pop(name, None)
