@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -151,6 +152,7 @@ def live(transactional_db, django_db_reset_sequences, tmp_path):
     if connection.vendor != "sqlite":
         pytest.skip("the README shows `make run`, the embedded default (SQLite); PostgreSQL's "
                     "jsonb orders JSON object keys by length, so the API's JSON differs")
+    assert shutil.which("curl"), "the README's API examples use curl: install it"
     env = server_environment()
     for name in ("DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"):
         env.pop(name, None)
@@ -227,6 +229,9 @@ def test_make_run_starts_as_shown_and_ctrl_c_stops_both(tmp_path):
     (block,) = [b for b in console_blocks() if readme.commands(b)[0].key == "make run"]
     expected = readme.commands(block)[0].expected
     assert expected[0] == INSTALL_LINE
+    # The banner's hint is the README's next example, word for word.
+    following = [b for b in console_blocks() if b.line > block.line][0]
+    assert f"  {readme.commands(following)[0].text}" in expected
     port = _free_port()
     expected = [line.replace(README_PORT, f"127.0.0.1:{port}") for line in expected[1:]]
     env = {k: v for k, v in os.environ.items() if k not in {
