@@ -489,3 +489,27 @@ def test_each_result_is_committed_before_the_next_call_one_commit_a_call(
     assert committed_before_call == [[], ["one"], ["one", "two"]]
     assert store.commits == 4  # before each call, and the step's last (with the release)
     assert run.data["three"]["body"] == "3"
+
+
+WHEN_ON_MISSING_KEY = """
+name: when_missing
+version: 1
+start_state: a
+states:
+  a:
+    transitions:
+      - to: done
+        when: "input.ok"
+      - to: done
+        wait: 1h
+  done: {final: succeeded}
+"""
+
+
+def test_a_predicate_failing_when_checked_fails_the_run_instead_of_crashing_the_step(
+        runner, store, clock):
+    run = new_run(WHEN_ON_MISSING_KEY, clock.now(), input={})
+    outcome = runner.advance(run)
+    assert outcome.finished and run.status is RunStatus.FAILED
+    assert "checking the conditions of state 'a' failed" in run.error["message"]
+    assert "ok" in run.error["message"]
