@@ -37,6 +37,7 @@ class TemplateLimits:
     max_operations: int = 100_000
     max_output: int = 1_000_000
     deadline_setting: str = "TEMPLATE_MAX_SECONDS"
+    deadline_limit: float | None = None  # the setting's value, when not max_seconds
 
 
 class Budget:
@@ -63,8 +64,9 @@ class Budget:
                 "loop iterations, calls and operators", "TEMPLATE_MAX_OPERATIONS",
                 self.limits.max_operations)
         if time.monotonic() > self.deadline:
-            raise self._exceeded("evaluation time (seconds)", self.limits.deadline_setting,
-                                 self.limits.max_seconds)
+            limits = self.limits
+            shown = limits.max_seconds if limits.deadline_limit is None else limits.deadline_limit
+            raise self._exceeded("evaluation time (seconds)", limits.deadline_setting, shown)
 
     def produce(self, size: int, what: str = "characters produced") -> None:
         """Count ``size`` characters (or items) about to be built; refuse before building.

@@ -223,13 +223,17 @@ def _render_string(text: str, context: Mapping[str, Any], budget: Budget) -> Any
     budget.expression = text
     expression = _single_expression(text)
     if expression is not None:
-        result = _call(text, budget, lambda: expression(**context))
-        return copy.deepcopy(result) if isinstance(result, dict | list) else result
+        # A copy: the run's data must not share lists and dicts with its input.
+        return _call(text, budget, lambda: _copied(expression(**context)))
     template = _template(text)
     # root_render_func, not render(): render() rewrites tracebacks of errors into template
     # frames, compiling code for each frame (slow on a deep recursion), which we never show.
     return _call(text, budget, lambda: _ENV.concat(
         template.root_render_func(template.new_context(dict(context)))))
+
+
+def _copied(result: Any) -> Any:
+    return copy.deepcopy(result) if isinstance(result, dict | list) else result
 
 
 def evaluate(
@@ -261,7 +265,8 @@ def _call(text: str, budget: Budget, thunk: Any) -> Any:
         raise
     except jinja2.TemplateError as exc:
         raise ExpressionError(text, exc.message or type(exc).__name__) from None
-    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError,
+            AssertionError) as exc:  # Jinja's truncate asserts on its arguments
         raise ExpressionError(text, f"{type(exc).__name__}: {exc}"[:500]) from None
     except RecursionError:
         reason = "recursion too deep (a macro or loop calling itself?)"
