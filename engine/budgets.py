@@ -34,7 +34,7 @@ class TemplateLimits:
     """
 
     max_seconds: float = 1.0
-    max_operations: int = 100_000
+    max_operations: int = 50_000
     max_output: int = 1_000_000
     deadline_setting: str = "TEMPLATE_MAX_SECONDS"
     deadline_limit: float | None = None  # the setting's value, when not max_seconds
@@ -104,29 +104,54 @@ class Budget:
 def value_size(value: Any, limit: int) -> int:
     """About how many characters ``value`` takes as text or JSON; stops counting past ``limit``.
 
-    Walks containers without recursion and counts a list shared ``n`` times ``n`` times, as
-    ``str`` or ``json.dumps`` would write it; stops as soon as the count passes ``limit``, so
-    the walk itself is bounded by ``limit`` steps whatever the value.
+    A list shared ``n`` times counts ``n`` times, as ``str`` or ``json.dumps`` would write it,
+    but is walked once (sizes are remembered by identity), so ``[a, a, a]`` ten levels deep
+    costs ten steps, not 3**10. Walks without recursion; stops as soon as one part is over
+    ``limit``.
     """
-    total, stack = 0, [value]
-    while stack and total <= limit:
-        item = stack.pop()
-        if isinstance(item, str | bytes):
-            total += len(item) + 2
-        elif isinstance(item, Mapping):
-            total += 2 + 2 * len(item)
-            for key, child in item.items():
-                stack += (key, child)
-        elif isinstance(item, list | tuple | set | frozenset):
-            total += 2 + len(item)
-            stack.extend(item)
-        elif isinstance(item, bool) or item is None:
-            total += 5
-        elif isinstance(item, int):
-            total += 1 + item.bit_length() * 30103 // 100000
-        else:
-            total += 24  # floats, datetimes, Undefined, other scalars: short as text
-    return total
+    if not isinstance(value, _WALKED):
+        return _scalar_size(value)
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # being walked: met again below itself means a cycle
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, children_done = stack.pop()
+        if id(item) in sizes and not children_done:
+            continue
+        if id(item) in open_ and not children_done:
+            return limit + 1  # a cycle would print forever
+        children = _children(item)
+        if not children_done:
+            open_.add(id(item))
+            stack.append((item, True))
+            stack.extend((child, False) for child in children if isinstance(child, _WALKED))
+            continue
+        size = 2 + len(children) + sum(
+            sizes[id(c)] if isinstance(c, _WALKED) else _scalar_size(c) for c in children)
+        if size > limit:
+            return size
+        sizes[id(item)] = size
+        open_.discard(id(item))
+    return sizes[id(value)]
+
+
+_WALKED = (list, tuple, set, frozenset, Mapping)
+
+
+def _children(item: Any) -> list[Any]:
+    if isinstance(item, Mapping):
+        return [part for pair in item.items() for part in pair]
+    return list(item)
+
+
+def _scalar_size(item: Any) -> int:
+    if isinstance(item, str | bytes):
+        return len(item) + 2
+    if isinstance(item, bool) or item is None:
+        return 5
+    if isinstance(item, int):
+        return 1 + item.bit_length() * 30103 // 100000
+    return 24  # floats, datetimes, Undefined, other scalars: short as text
 
 
 def sized(value: Any) -> int:

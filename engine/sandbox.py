@@ -55,10 +55,24 @@ def _text_size(value: Any, budget: Budget) -> int:
     return value_size(value, budget.limits.max_output)
 
 
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
 def _charge_result(budget: Budget, result: Any) -> Any:
-    if isinstance(result, str | bytes | list | tuple):
+    if isinstance(result, str | bytes):
         budget.produce(len(result))
+    elif isinstance(result, _CONTAINERS):
+        budget.produce(len(result))
+        _check_container(budget, result)
     return result
+
+
+def _check_container(budget: Budget, value: Any) -> Any:
+    """Refuse a container whose text would be over the output budget. A container holding
+    the same list many times is small in memory but huge to write out, compare or hash
+    (``[a, a, a]`` ten levels deep): it is refused when it is made, before any of that."""
+    budget.check_size(value_size(value, budget.limits.max_output), "size of a value")
+    return value
 
 
 # ---------------------------------------------------------------- operators
@@ -73,9 +87,16 @@ def _check_multiply(budget: Budget, left: Any, right: Any) -> None:
     if isinstance(left, int) and isinstance(right, int):
         budget.check_bits(left.bit_length() + right.bit_length())
     elif isinstance(right, int) and isinstance(left, _SEQUENCES):
-        budget.produce(len(left) * max(right, 0), "size of a repetition")
+        _check_repeat(budget, left, right)
     elif isinstance(left, int) and isinstance(right, _SEQUENCES):
-        budget.produce(len(right) * max(left, 0), "size of a repetition")
+        _check_repeat(budget, right, left)
+
+
+def _check_repeat(budget: Budget, items: Any, times: int) -> None:
+    budget.produce(len(items) * max(times, 0), "size of a repetition")
+    if isinstance(items, list | tuple) and times > 1:  # the items' text repeated, too
+        budget.check_size(value_size(items, budget.limits.max_output) * times,
+                          "size of a repetition")
 
 
 _SEQUENCES = (str, bytes, list, tuple)
@@ -292,6 +313,23 @@ class _CodeGenerator(CodeGenerator):
         # every output is evaluated (and counted) at run time, template text included.
         raise nodes.Impossible()
 
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._checked(super().visit_List, node, frame)
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._checked(super().visit_Dict, node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":  # an assignment target (for a, b in ...)
+            super().visit_Tuple(node, frame)
+            return
+        self._checked(super().visit_Tuple, node, frame)
+
+    def _checked(self, visit: Callable[..., None], node: nodes.Expr, frame: Frame) -> None:
+        self.write("environment.budgeted_container(")
+        visit(node, frame)
+        self.write(")")
+
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.budgeted_concat((")
         for arg in node.nodes:
@@ -348,6 +386,11 @@ class TaskEnvironment(ImmutableSandboxedEnvironment):
 
     def budgeted_iter(self, items: Any) -> _BudgetedIterable:
         return _BudgetedIterable(items)
+
+    def budgeted_container(self, value: Any) -> Any:
+        budget = active_budget()
+        budget.charge()
+        return _check_container(budget, value)
 
     def budgeted_concat(self, parts: tuple[Any, ...]) -> str:
         budget = active_budget()

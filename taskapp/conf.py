@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     # characters produced (also the largest rendered value). Real templates take microseconds,
     # a few hundred operations and a few kB; a hostile one fails its instruction or predicate.
     "TEMPLATE_MAX_SECONDS": 1.0,
-    "TEMPLATE_MAX_OPERATIONS": 100_000,
+    "TEMPLATE_MAX_OPERATIONS": 50_000,
     "TEMPLATE_MAX_OUTPUT": 1_000_000,
     "TASKDEFS_DIR": "taskdefs",
     # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs

@@ -156,7 +156,7 @@ def test_budget_error_names_the_expression_the_budget_its_value_and_setting():
                                                         "budget_exceeded")
     assert str(error) == ("template budget exceeded: size of a repetition over "
                           "TEMPLATE_MAX_OUTPUT=1000000 in \"{{ 'x' * 10 ** 9 }}\"")
-    with pytest.raises(BudgetExceeded, match="TEMPLATE_MAX_OPERATIONS=100000"):
+    with pytest.raises(BudgetExceeded, match="TEMPLATE_MAX_OPERATIONS=50000"):
         render(DOUBLE_LOOP, {})
 
 
@@ -262,6 +262,7 @@ def test_value_size_counts_shared_references_and_stops_at_the_limit():
     started = time.perf_counter()
     assert value_size(shared, 1000) > 1000
     assert time.perf_counter() - started < 0.1
+    assert value_size([shared] * 3, 10 ** 30) == 2 + 3 + 3 * value_size(shared, 10 ** 30)
 
 
 # ---------------------------------------------------------------- random expressions
@@ -309,3 +310,21 @@ def test_random_expressions_end_in_a_value_or_an_expression_error(expression, as
     except ExpressionError:
         pass
     assert time.perf_counter() - started < SECONDS
+
+
+DAG = ("{% set a = ('x',) %}" + "{% set a = (a, a, a, a, a, a, a, a, a, a) %}" * 9)
+
+
+@pytest.mark.parametrize("text", [
+    DAG + "{{ 1 }}",
+    "{% set a = ['x'] %}" + "{% set a = [a] * 10 %}" * 9 + "{{ 1 }}",
+    "{% set a = {'k': 'x'} %}" + "{% set a = {'a': a, 'b': a, 'c': a, 'd': a} %}" * 15
+    + "{{ 1 }}",
+    "{% set a = 'x' %}" + "{% set a = dict.fromkeys(range(100), a) %}" * 5 + "{{ 1 }}",
+])
+def test_values_shared_until_they_are_huge_are_refused_when_made(text):
+    # Comparing, hashing or writing out such a value would walk it whole, in C, with no
+    # chance to stop: it must never exist.
+    outcome, elapsed, peak = _bounded(lambda: render(text, {}))
+    assert isinstance(outcome, BudgetExceeded) and "size of a" in str(outcome), outcome
+    assert elapsed < SECONDS and peak < PEAK_BYTES
