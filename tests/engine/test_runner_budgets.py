@@ -157,3 +157,37 @@ def test_a_failing_when_predicate_ends_the_run_instead_of_crashing_the_step(runn
     runner.advance(run)
     assert run.status is RunStatus.FAILED and run.error["code"] == "expression_error"
     assert "has no attribute 'nope'" in run.error["message"]
+
+
+TWO_CALLS = """
+name: two_calls
+version: 1
+start_state: a
+states:
+  a:
+    instructions:
+      - http: {url: "http://127.0.0.1:1/one"}
+      - http: {url: "http://127.0.0.1:1/two", json: {n: "{{ 1 + 1 }}"}}
+        save_as: second
+    transitions:
+      - to: done
+  done: {final: succeeded}
+"""
+
+
+def test_a_step_whose_time_is_spent_parks_before_the_next_instruction(store, clock, http):
+    import time
+
+    def slow(spec, ctx):  # a far end slower than the whole step's budget
+        time.sleep(0.05)
+        return {"status": 200, "body": {}, "headers": {}}
+
+    http.answers = [slow, lambda spec, ctx: ok(ctx.render(spec.json))(spec, ctx)]
+    runner = Runner(store=store, clock=clock, pool=POOL,
+                    settings=EngineSettings(step_max_seconds=0.02))
+    run = new_run(TWO_CALLS, clock.now())
+    outcome = runner.advance(run)
+    assert not outcome.finished and outcome.wake_at == clock.now()
+    assert len(http.calls) == 1 and run.cursor["index"] == 1
+    assert runner.advance(run).finished  # the next step: a fresh budget for the template
+    assert run.data["second"]["body"] == {"n": 2} and run.status is RunStatus.SUCCEEDED
