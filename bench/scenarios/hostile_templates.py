@@ -99,12 +99,15 @@ def run(suite) -> None:
                  "started among it")
     load()
     quiet, loud = [], []
-    with Cluster(2, **suite.env):
+    with Cluster(2, **suite.env) as cluster:
         for _ in range(suite.reps):  # alternated, so that both see the same machine
             quiet.append(_normal(suite, normal, rate, hostile=0))
+            quiet[-1]["largest_process_mib"] = _largest(cluster)
             loud.append(_normal(suite, normal, rate, hostile=rounds))
-    suite.report.add(scenario, "normal flow, quiet", aggregate(quiet), UNITS)
-    suite.report.add(scenario, "normal flow, hostile neighbours", aggregate(loud), UNITS)
+            loud[-1]["largest_process_mib"] = _largest(cluster)
+    memory = {**UNITS, "largest_process_mib": "MiB"}
+    suite.report.add(scenario, "normal flow, quiet", aggregate(quiet), memory)
+    suite.report.add(scenario, "normal flow, hostile neighbours", aggregate(loud), memory)
     suite.report.add(scenario, "hostile runs, created → failed", aggregate(loud), {
         "hostile_p50_ms": "ms", "hostile_max_ms": "ms", "hostile_failed_by_budget": "runs",
         "hostile_other": "runs"})
@@ -112,6 +115,12 @@ def run(suite) -> None:
     scenario.notes.append("p99 with hostile neighbours / quiet p99, per repetition: "
                           + ", ".join(f"{r:.2f}" for r in ratios) + " (target: within 2x)")
     scenario.notes.extend(sorted({note for sample in loud for note in sample["outcomes"]}))
+
+
+def _largest(cluster: Cluster) -> float:
+    """Resident MiB of the cluster's largest process (a worker that built a 300 MB string
+    would show it here)."""
+    return max(rss for _, rss in cluster.tree().values()) / 1024
 
 
 def _normal(suite, count: int, rate: float, *, hostile: int) -> dict:
@@ -140,10 +149,11 @@ def _normal(suite, count: int, rate: float, *, hostile: int) -> dict:
 def _outcomes(ids: list[str]) -> dict:
     from taskapp import models
 
-    by_budget, other, notes, took = 0, 0, [], []
+    by_budget, other, notes, took, slowest = 0, 0, [], [], {}
     for task, status, error, began, ended in models.Run.objects.filter(id__in=ids).values_list(
             "task_name", "status", "error", "created_at", "finished_at"):
         took.append((ended - began).total_seconds() * 1000)
+        slowest[task] = max(slowest.get(task, 0.0), took[-1])
         message = (error or {}).get("message", "")
         if status == "failed" and "template budget exceeded" in message:
             by_budget += 1
@@ -153,4 +163,7 @@ def _outcomes(ids: list[str]) -> dict:
     s = summary(took)
     return {"hostile_failed_by_budget": by_budget, "hostile_other": other,
             "hostile_p50_ms": s["p50"], "hostile_max_ms": s["max"],
-            "outcomes": notes or [f"all {by_budget} hostile runs failed with the budget error"]}
+            "outcomes": (notes or [f"all {by_budget} hostile runs failed with the budget error"])
+            + ["slowest hostile classes (created → failed, ms): " + ", ".join(
+                f"{task.removeprefix('bench_hostile_')} {ms:.0f}" for task, ms in sorted(
+                    slowest.items(), key=lambda kv: -kv[1])[:3])]}

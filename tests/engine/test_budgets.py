@@ -294,7 +294,7 @@ def _expressions() -> st.SearchStrategy[str]:
     return st.recursive(_LITERALS, extend, max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_expressions(), st.booleans())
 def test_random_expressions_end_in_a_value_or_an_expression_error(expression, as_loop):
     text = (f"{{% for i in {expression} %}}{{% for j in {expression} %}}{{{{ i ~ j }}}}"
