@@ -21,6 +21,8 @@ from engine.expressions import MAX_NESTING, check_predicate, check_template, eva
 # they only catch a hook that is missing, where the same text took minutes and gigabytes.
 SECONDS = 10.0
 PEAK_BYTES = 64 * 1024 * 1024
+# Loading parses in about a millisecond; the bound leaves room for a loaded, shared machine.
+LOAD_SECONDS = 5.0
 
 DOUBLE_LOOP = ("{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}"
                "{% endfor %}{% endfor %}")
@@ -117,7 +119,7 @@ def _bounded(call: Callable[[], Any]) -> tuple[Any, float, int]:
 def test_hostile_template_fails_with_the_budget_error_in_bounded_time_and_memory(text):
     started = time.perf_counter()
     check_template(text)  # loading parses; nothing is evaluated
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < LOAD_SECONDS
     outcome, elapsed, peak = _bounded(lambda: render(text, _context()))
     assert isinstance(outcome, BudgetExceeded), outcome
     assert elapsed < SECONDS and peak < PEAK_BYTES, (elapsed, peak)
@@ -145,7 +147,7 @@ def test_hostile_predicate_fails_with_the_budget_error(text):
 ])
 def test_loading_never_evaluates(text):
     outcome, elapsed, peak = _bounded(lambda: check_template(text))
-    assert outcome is None and elapsed < 1.0 and peak < 8 * 1024 * 1024
+    assert outcome is None and elapsed < LOAD_SECONDS and peak < 8 * 1024 * 1024
 
 
 def test_budget_error_names_the_expression_the_budget_its_value_and_setting():
@@ -239,7 +241,7 @@ def test_deep_nesting_is_a_problem_at_load_time(text):
     outcome, elapsed, _ = _bounded(lambda: check_template(text))
     assert isinstance(outcome, ExpressionError), outcome
     assert f"nested more than {MAX_NESTING} levels deep" in str(outcome)
-    assert elapsed < 1.0
+    assert elapsed < LOAD_SECONDS
 
 
 def test_autoescape_is_refused_it_evaluates_at_compile_time():
