@@ -63,6 +63,10 @@ class Budget:
             raise self._exceeded(
                 "loop iterations, calls and operators", "TEMPLATE_MAX_OPERATIONS",
                 self.limits.max_operations)
+        self.check_time()
+
+    def check_time(self) -> None:
+        """Raise ``BudgetExceeded`` once the deadline has passed."""
         if time.monotonic() > self.deadline:
             limits = self.limits
             shown = limits.max_seconds if limits.deadline_limit is None else limits.deadline_limit
@@ -79,7 +83,7 @@ class Budget:
         if self.produced > self.limits.max_output:
             raise self._exceeded("characters produced", "TEMPLATE_MAX_OUTPUT",
                                  self.limits.max_output)
-        self.charge()
+        self.check_time()
 
     def check_size(self, size: int, what: str) -> None:
         """Refuse one value of ``size`` characters or items over ``TEMPLATE_MAX_OUTPUT``."""
