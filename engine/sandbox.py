@@ -31,7 +31,15 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import _PassArg, pass_context
 
-from engine.budgets import Budget, format_spec_width, percent_width, sized, value_size
+from engine.budgets import Budget, format_spec_width
+from engine.sizing import (
+    FILTER_CHECKS,
+    OPERATOR_CHECKS,
+    charge_result,
+    check_container,
+    check_method,
+    text_size,
+)
 
 _BUDGET: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
 
@@ -49,217 +57,20 @@ def active_budget() -> Budget:
     return budget
 
 
-def _text_size(value: Any, budget: Budget) -> int:
-    if isinstance(value, str):
-        return len(value)
-    return value_size(value, budget.limits.max_output)
-
-
-_CONTAINERS = (list, tuple, dict, set, frozenset)
-
-
-def _charge_result(budget: Budget, result: Any) -> Any:
-    if isinstance(result, str | bytes):
-        budget.produce(len(result))
-    elif isinstance(result, _CONTAINERS):
-        budget.produce(len(result))
-        _check_container(budget, result)
-    return result
-
-
-def _check_container(budget: Budget, value: Any) -> Any:
-    """Refuse a container whose text would be over the output budget. A container holding
-    the same list many times is small in memory but huge to write out, compare or hash
-    (``[a, a, a]`` ten levels deep): it is refused when it is made, before any of that."""
-    budget.check_size(value_size(value, budget.limits.max_output), "size of a value")
-    return value
-
-
-# ---------------------------------------------------------------- operators
-
-
-def _check_power(budget: Budget, base: Any, exponent: Any) -> None:
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        budget.check_bits(exponent * base.bit_length())
-
-
-def _check_multiply(budget: Budget, left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, int):
-        budget.check_bits(left.bit_length() + right.bit_length())
-    elif isinstance(right, int) and isinstance(left, _SEQUENCES):
-        _check_repeat(budget, left, right)
-    elif isinstance(left, int) and isinstance(right, _SEQUENCES):
-        _check_repeat(budget, right, left)
-
-
-def _check_repeat(budget: Budget, items: Any, times: int) -> None:
-    budget.produce(len(items) * max(times, 0), "size of a repetition")
-    if isinstance(items, list | tuple) and times > 1:  # the items' text repeated, too
-        budget.check_size(value_size(items, budget.limits.max_output) * times,
-                          "size of a repetition")
-
-
-_SEQUENCES = (str, bytes, list, tuple)
-
-
-def _check_add(budget: Budget, left: Any, right: Any) -> None:
-    if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
-        budget.produce(len(left) + len(right), "size of a concatenation")
-
-
-def _check_modulo(budget: Budget, left: Any, right: Any) -> None:
-    if isinstance(left, str):
-        budget.check_size(percent_width(left, right), "width of a % format")
-        budget.produce(len(left) + value_size(right, budget.limits.max_output))
-
-
-_OPERATOR_CHECKS: dict[str, Callable[[Budget, Any, Any], None]] = {
-    "**": _check_power, "*": _check_multiply, "+": _check_add, "%": _check_modulo,
-}
-
-
-# ---------------------------------------------------------------- methods of str and int
-
-
-def _check_width(budget: Budget, obj: Any, width: Any = 0, *_: Any, **__: Any) -> None:
-    if isinstance(width, int):
-        budget.produce(max(width, len(obj)), "width of a padded string")
-
-
-def _check_expandtabs(budget: Budget, obj: Any, tabsize: Any = 8, **__: Any) -> None:
-    if isinstance(tabsize, int):
-        tab = "\t" if isinstance(obj, str) else b"\t"
-        budget.produce(len(obj) + obj.count(tab) * max(tabsize, 0), "size of expanded tabs")
-
-
-def _check_replace(budget: Budget, obj: Any, old: Any = "", new: Any = "", count: Any = -1,
-                   **__: Any) -> None:
-    if isinstance(old, str | bytes) and isinstance(new, str | bytes) and type(old) is type(obj):
-        found = obj.count(old)
-        if isinstance(count, int) and count >= 0:
-            found = min(found, count)
-        budget.produce(len(obj) + found * max(len(new) - len(old), 0), "size of a replace")
-
-
-def _check_join(budget: Budget, obj: Any, items: Any = (), *_: Any, **__: Any) -> None:
-    if isinstance(items, list | tuple):
-        size = value_size(items, budget.limits.max_output)
-        budget.produce(size + len(obj) * max(len(items) - 1, 0), "size of a join")
-
-
-def _check_translate(budget: Budget, obj: Any, table: Any = None, *_: Any, **__: Any) -> None:
-    if isinstance(table, Mapping):
-        widest = max((sized(v) for v in table.values()), default=1)
-        budget.produce(len(obj) * max(widest, 1), "size of a translate")
-
-
-def _check_to_bytes(budget: Budget, obj: Any, length: Any = 1, *_: Any, **__: Any) -> None:
-    if isinstance(length, int):
-        budget.produce(length, "length of to_bytes")
-
-
-_METHOD_CHECKS: dict[str, Callable[..., None]] = {
-    "center": _check_width, "ljust": _check_width, "rjust": _check_width,
-    "zfill": _check_width, "expandtabs": _check_expandtabs, "replace": _check_replace,
-    "join": _check_join, "translate": _check_translate,
-}
-
-
-def _check_method(budget: Budget, obj: Any, args: tuple, kwargs: dict) -> None:
-    owner = getattr(obj, "__self__", None)
-    name = getattr(obj, "__name__", "")
-    if isinstance(owner, str | bytes) and name in _METHOD_CHECKS:
-        _METHOD_CHECKS[name](budget, owner, *args, **kwargs)
-    elif isinstance(owner, int) and name == "to_bytes":
-        _check_to_bytes(budget, owner, *args, **kwargs)
-
-
 class _BudgetFormatter(SandboxedFormatter):
     """``str.format`` in the sandbox, with each field's width and text counted."""
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         budget = active_budget()
         budget.check_size(format_spec_width(format_spec), "width of a format field")
-        budget.produce(_text_size(value, budget))
+        budget.produce(text_size(value, budget))
         return super().format_field(value, format_spec)
-
-
-# ---------------------------------------------------------------- filters
-
-
-def _stringifies(factor: int = 1) -> Callable[..., None]:
-    """A check for a filter that turns its whole input into text (about ``factor`` x)."""
-
-    def check(budget: Budget, value: Any, *_: Any, **__: Any) -> None:
-        budget.produce(_text_size(value, budget) * factor, "size of a filter's text")
-
-    return check
-
-
-def _check_indent(budget: Budget, value: Any, width: Any = 4, *_: Any, **__: Any) -> None:
-    text = str(value) if isinstance(value, str) else ""
-    step = width if isinstance(width, int) else sized(width)
-    budget.produce(len(text) + (text.count("\n") + 1) * max(step, 0), "size of an indent")
-
-
-def _check_wordwrap(budget: Budget, value: Any, width: Any = 79, break_long_words: Any = True,
-                    wrapstring: Any = None, *_: Any, **__: Any) -> None:
-    text = value if isinstance(value, str) else ""
-    lines = len(text) // max(width if isinstance(width, int) else 1, 1) + 1
-    budget.produce(len(text) + lines * max(sized(wrapstring), 1), "size of a wordwrap")
-
-
-def _check_center(budget: Budget, value: Any, width: Any = 80, *_: Any, **__: Any) -> None:
-    if isinstance(width, int):
-        budget.produce(max(width, _text_size(value, budget)), "width of a padded string")
-
-
-def _check_format(budget: Budget, value: Any, *args: Any, **kwargs: Any) -> None:
-    if isinstance(value, str):
-        budget.check_size(percent_width(value, kwargs or args), "width of a % format")
-        budget.produce(len(value) + value_size(kwargs or args, budget.limits.max_output))
-
-
-def _check_replace_filter(budget: Budget, value: Any, old: Any = "", new: Any = "",
-                          count: Any = None, *_: Any, **__: Any) -> None:
-    if isinstance(value, str):
-        _check_replace(budget, value, str(old), str(new), -1 if count is None else count)
-
-
-def _check_join_filter(budget: Budget, value: Any, d: Any = "", *_: Any, **__: Any) -> None:
-    if isinstance(value, list | tuple):
-        _check_join(budget, str(d), value)
-
-
-def _check_count_arg(name: str, position: int) -> Callable[..., None]:
-    """A check that an item count argument (``batch``'s padding, ``slice``'s slices) is
-    within the output budget: each item is at least one character of output."""
-
-    def check(budget: Budget, value: Any, *args: Any, **kwargs: Any) -> None:
-        count = kwargs.get(name, args[position] if len(args) > position else 0)
-        if isinstance(count, int):
-            budget.produce(max(count, 0), f"items made by {name}")
-
-    return check
-
-
-_FILTER_CHECKS: dict[str, Callable[..., None]] = {
-    "center": _check_center, "indent": _check_indent, "wordwrap": _check_wordwrap,
-    "format": _check_format, "replace": _check_replace_filter, "join": _check_join_filter,
-    "batch": _check_count_arg("linecount", 0), "slice": _check_count_arg("slices", 0),
-    "e": _stringifies(6), "escape": _stringifies(6), "forceescape": _stringifies(6),
-    "urlencode": _stringifies(12), "xmlattr": _stringifies(6), "urlize": _stringifies(4),
-    "pprint": _stringifies(), "tojson": _stringifies(), "string": _stringifies(),
-    "capitalize": _stringifies(), "lower": _stringifies(), "upper": _stringifies(3),
-    "title": _stringifies(3), "trim": _stringifies(), "striptags": _stringifies(),
-    "truncate": _stringifies(), "wordcount": _stringifies(), "list": _stringifies(),
-}
 
 
 def _budgeted_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` charging one operation per call, with its size check before it runs and its
     result's size counted after."""
-    check = _FILTER_CHECKS.get(name)
+    check = FILTER_CHECKS.get(name)
     skip = 1 if _PassArg.from_obj(func) is not None else 0
 
     @functools.wraps(func)
@@ -268,7 +79,7 @@ def _budgeted_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         budget.charge()
         if check is not None and len(args) > skip:
             check(budget, *args[skip:], **kwargs)
-        return _charge_result(budget, func(*args, **kwargs))
+        return charge_result(budget, func(*args, **kwargs))
 
     return budgeted
 
@@ -343,7 +154,7 @@ class TaskEnvironment(ImmutableSandboxedEnvironment):
     is the input's ``items`` key, not ``dict.items``) and with budget hooks."""
 
     code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset(_OPERATOR_CHECKS)
+    intercepted_binops = frozenset(OPERATOR_CHECKS)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -356,15 +167,15 @@ class TaskEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget = active_budget()
         budget.charge()
-        _OPERATOR_CHECKS[operator](budget, left, right)
-        return _charge_result(budget, self.binop_table[operator](left, right))
+        OPERATOR_CHECKS[operator](budget, left, right)
+        return charge_result(budget, self.binop_table[operator](left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         budget = active_budget()
         budget.charge()
-        _check_method(budget, __obj, args, kwargs)
+        check_method(budget, __obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        return _charge_result(budget, result)
+        return charge_result(budget, result)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         if not isinstance(value, types.MethodType | types.BuiltinMethodType) or (
@@ -390,11 +201,11 @@ class TaskEnvironment(ImmutableSandboxedEnvironment):
     def budgeted_container(self, value: Any) -> Any:
         budget = active_budget()
         budget.charge()
-        return _check_container(budget, value)
+        return check_container(budget, value)
 
     def budgeted_concat(self, parts: tuple[Any, ...]) -> str:
         budget = active_budget()
-        budget.produce(sum(_text_size(part, budget) for part in parts), "size of a ~ join")
+        budget.produce(sum(text_size(part, budget) for part in parts), "size of a ~ join")
         return "".join(map(str, parts))
 
 
@@ -403,7 +214,7 @@ def _finalize(context: Any, value: Any) -> Any:
     """Every piece of output (``{{ }}`` and template text) counts toward the characters an
     evaluation may produce, before it is turned into text."""
     budget = active_budget()
-    budget.produce(_text_size(value, budget))
+    budget.produce(text_size(value, budget))
     return value
 
 
