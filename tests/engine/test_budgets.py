@@ -270,7 +270,8 @@ def test_value_size_counts_shared_references_and_stops_at_the_limit():
 # ---------------------------------------------------------------- random expressions
 
 _LITERALS = st.sampled_from([
-    "0", "1", "2", "7", "10", "100", "99999", "10 ** 9", "-3", "0.5", "'x'", "'ab'", "''",
+    "0", "1", "2", "7", "10", "100", "99999", "999999", "10 ** 9", "-3", "0.5", "'x'",
+    "'ab'", "''", "'x' * 99999", "[1] * 99999", "'%0*d'",
     "'%05d'", "'{:>9}'", "[1, 2]", "[]", "{'a': 1}", "none", "true", "range(5)",
     "input.many", "input.name",
 ])
@@ -283,6 +284,12 @@ _FILTERS = st.sampled_from([
 ])
 
 
+_METHODS = st.sampled_from([
+    "center({})", "ljust({})", "zfill({})", "replace('x', {})", "join({})", "split()",
+    "expandtabs({})", "format({})", "upper()", "count({})", "to_bytes({}, 'big')",
+])
+
+
 def _expressions() -> st.SearchStrategy[str]:
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         return st.one_of(
@@ -290,7 +297,9 @@ def _expressions() -> st.SearchStrategy[str]:
             st.tuples(inner, _FILTERS, inner).map(
                 lambda t: f"({t[0]} | {t[1].format(t[2])})"),
             st.tuples(inner, inner).map(lambda t: f"[{t[0]}, {t[1]}]"),
-            inner.map(lambda e: f"({e}).center(999999999)"),
+            st.tuples(inner, inner).map(lambda t: f"{{{t[0]}: {t[1]}}}"),
+            st.tuples(inner, _METHODS, inner).map(lambda t: f"({t[0]}).{t[1].format(t[2])}"),
+            st.tuples(inner, inner).map(lambda t: f"'{{:>{{w}}}}'.format({t[0]}, w={t[1]})"),
         )
 
     return st.recursive(_LITERALS, extend, max_leaves=12)
