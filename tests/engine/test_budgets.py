@@ -339,3 +339,10 @@ def test_values_shared_until_they_are_huge_are_refused_when_made(text):
     outcome, elapsed, peak = _bounded(lambda: render(text, {}))
     assert isinstance(outcome, BudgetExceeded) and "size of a" in str(outcome), outcome
     assert elapsed < SECONDS and peak < PEAK_BYTES
+
+
+def test_a_macro_call_counts_four_operations():
+    text = "{% macro f() %}.{% endmacro %}{% for i in range(10) %}{{ f() }}{% endfor %}"
+    assert render(text, {}, limits=TemplateLimits(max_operations=51)) == "." * 10
+    with pytest.raises(BudgetExceeded, match="TEMPLATE_MAX_OPERATIONS=50"):
+        render(text, {}, limits=TemplateLimits(max_operations=50))
