@@ -60,6 +60,27 @@ class ExpressionError(EngineError):
         super().__init__(f"{reason} in {expression!r}")
 
 
+class BudgetExceeded(ExpressionError):
+    """A template or predicate spent more than its budget (time, operations or output).
+
+    ``setting`` names the setting that holds the budget and ``limit`` its value, so that the
+    message says both what to change and what the expression tried to do.
+    """
+
+    code = "budget_exceeded"
+    _SHOWN = 120  # characters of the expression quoted in the message
+
+    def __init__(self, expression: str, what: str, setting: str, limit: float):
+        self.what = what
+        self.setting = setting
+        self.limit = limit
+        shown = expression if len(expression) <= self._SHOWN else (
+            f"{expression[: self._SHOWN]}... ({len(expression)} characters)")
+        shown_limit = f"{limit:g}" if isinstance(limit, float) else str(limit)
+        super().__init__(shown, f"template budget exceeded: {what} over {setting}={shown_limit}")
+        self.expression = expression
+
+
 class InstructionError(EngineError):
     """An instruction attempt failed.
 

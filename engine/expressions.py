@@ -14,70 +14,62 @@ can run code or read files. ``StrictUndefined`` makes a misspelt name fail loudl
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.parser import Parser
 
+from engine.budgets import Budget, TemplateLimits
 from engine.errors import ExpressionError
+from engine.sandbox import budget_scope, end_scope, make_environment
 
 SECRET_PREFIX = "ASYNC_STATES_SECRET_"
 REDACTED = "***"
 
 
-def _tojson(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _seconds(value: Any) -> float:
-    # Imported here: engine.language imports this module, so a top-level import would cycle.
-    from engine.language.durations import parse_duration
-
-    return parse_duration(value).total_seconds()
-
-
-class _TaskEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, with mapping keys winning over attributes: in a task, ``input.items`` is
-    the input's ``items`` key, not ``dict.items``."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping):
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
-
-
-def _make_environment() -> _TaskEnvironment:
-    env = _TaskEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
-    # An allow-list of globals: none of Jinja's helpers (cycler, joiner, lipsum) are needed.
-    env.globals = {"range": env.globals["range"], "dict": dict}
-    env.filters["tojson"] = _tojson
-    env.filters["seconds"] = _seconds
-    return env
-
-
-_ENV = _make_environment()
-_FORBIDDEN_NODES = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)
+_ENV = make_environment()
+_FORBIDDEN_NODES = (
+    nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends,
+    # {% autoescape %}: Jinja evaluates its argument at compile time, and tasks need no HTML.
+    nodes.EvalContextModifier, nodes.ScopedEvalContextModifier,
+)
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+# How deeply expressions and blocks may nest. Jinja's parser and compiler recurse once per
+# level and Python refuses generated code nested past 200 parentheses; real templates nest a
+# handful of levels.
+MAX_NESTING = 50
+# What a template that cannot be parsed or compiled raises from Jinja's or Python's depths:
+# an int literal of more than 4300 digits (ValueError), nesting past the parser's recursion
+# (RecursionError), generated code Python refuses (SyntaxError, MemoryError).
+_PARSE_FAILURES = (ValueError, RecursionError, SyntaxError, MemoryError, OverflowError)
 
 
 def _check_ast(text: str, tree: nodes.Node) -> None:
+    _check_nesting(text, tree)  # first: find_all recurses once per level
     for node in tree.find_all(_FORBIDDEN_NODES):
-        raise ExpressionError(text, f"'{type(node).__name__.lower()}' is not allowed", node.lineno)
+        name = "autoescape" if isinstance(node, nodes.EvalContextModifier) else (
+            type(node).__name__.lower())
+        raise ExpressionError(text, f"'{name}' is not allowed", node.lineno)
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
         name = _accessed_name(node)
         if isinstance(name, str) and name.startswith("_"):
             raise ExpressionError(text, f"access to '{name}' is not allowed", node.lineno)
+
+
+def _check_nesting(text: str, tree: nodes.Node) -> None:
+    """Refuse a tree nested deeper than ``MAX_NESTING`` (walked without recursion)."""
+    stack: list[tuple[nodes.Node, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ExpressionError(
+                text, f"nested more than {MAX_NESTING} levels deep", node.lineno)
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
 
 
 def _accessed_name(node: nodes.Node) -> object:
@@ -90,13 +82,47 @@ def _accessed_name(node: nodes.Node) -> object:
     return None
 
 
-@lru_cache(maxsize=2048)
-def _template(text: str) -> jinja2.Template:
+def _budget_loops(tree: nodes.Template) -> nodes.Template:
+    """Wrap every loop's iterable so that each iteration is charged to the budget. The
+    wrapper is an environment attribute: no name a task can write reaches it."""
+    for loop in tree.find_all(nodes.For):
+        loop.iter = nodes.Call(
+            nodes.EnvironmentAttribute("budgeted_iter", lineno=loop.lineno),
+            [loop.iter], [], None, None, lineno=loop.lineno)
+    return tree
+
+
+def _parse(text: str, source: str) -> nodes.Template:
+    """Parse and check ``source`` (reported as ``text``); nothing is evaluated."""
     try:
-        _check_ast(text, _ENV.parse(text))
-        return _ENV.from_string(text)
+        tree = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ExpressionError(text, exc.message or "syntax error", exc.lineno) from None
+    except _PARSE_FAILURES as exc:
+        raise ExpressionError(text, _parse_failure(exc)) from None
+    _check_ast(text, tree)
+    return tree
+
+
+def _parse_failure(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return f"nested more than {MAX_NESTING} levels deep"
+    return f"cannot be compiled: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _compile(text: str, build: Callable[[], Any]) -> Any:
+    try:
+        return build()
+    except jinja2.TemplateSyntaxError as exc:
+        raise ExpressionError(text, exc.message or "syntax error", exc.lineno) from None
+    except _PARSE_FAILURES as exc:
+        raise ExpressionError(text, _parse_failure(exc)) from None
+
+
+@lru_cache(maxsize=2048)
+def _template(text: str) -> jinja2.Template:
+    tree = _budget_loops(_parse(text, text))
+    return _compile(text, lambda: _ENV.from_string(tree))
 
 
 @lru_cache(maxsize=2048)
@@ -105,12 +131,19 @@ def _expression(text: str) -> Any:
         raise ExpressionError(
             text, "a predicate is a bare expression; write it without {{ }} or {% %}", 1
         )
-    try:
-        compiled = _ENV.compile_expression(text, undefined_to_none=False)
-        _check_ast(text, _ENV.parse(f"{{{{ ({text}) }}}}"))
-        return compiled
-    except jinja2.TemplateSyntaxError as exc:
-        raise ExpressionError(text, exc.message or "syntax error", exc.lineno) from None
+    expr = _compile(text, lambda: _parse_expression(text))
+    _check_ast(text, nodes.Template([nodes.Output([expr])]))  # find_all skips the root
+    return _compile(text, lambda: _ENV.compile_expression(text, undefined_to_none=False))
+
+
+def _parse_expression(text: str) -> nodes.Expr:
+    """Parse a bare expression as ``compile_expression`` does, without compiling it."""
+    parser = Parser(_ENV, text, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        raise jinja2.TemplateSyntaxError(
+            "chunk after expression", parser.stream.current.lineno, None, None)
+    return expr
 
 
 def check_template(text: str) -> None:
@@ -149,57 +182,97 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def render(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every template inside ``value``.
+def render(value: Any, context: Mapping[str, Any], *, limits: TemplateLimits | None = None) -> Any:
+    """Render every template inside ``value``, all of it within one budget.
 
     Dicts, lists and tuples are rendered item by item (tuples come back as lists, as JSON
     would have them). A string that is exactly one ``{{ expr }}`` yields the expression's own
     value (a number, dict, list, bool or None); any other string with template syntax renders to
     a string; plain strings and other values pass through.
 
+    Args:
+        value: the spec value holding templates.
+        context: the names templates see (``build_context``).
+        limits: the evaluation's budgets; the defaults of ``TemplateLimits`` when ``None``.
+
     Raises:
+        BudgetExceeded: the templates spent more time, operations or output than ``limits``.
         ExpressionError: an expression failed (undefined name, wrong type, forbidden access).
     """
+    budget = Budget(limits or TemplateLimits(), "")
+    token = budget_scope(budget)
+    try:
+        return _render(value, context, budget)
+    finally:
+        end_scope(token)
+
+
+def _render(value: Any, context: Mapping[str, Any], budget: Budget) -> Any:
     if isinstance(value, str):
-        return _render_string(value, context)
+        return _render_string(value, context, budget)
     if isinstance(value, Mapping):
-        return {key: render(item, context) for key, item in value.items()}
+        return {key: _render(item, context, budget) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [render(item, context) for item in value]
+        return [_render(item, context, budget) for item in value]
     return value
 
 
-def _render_string(text: str, context: Mapping[str, Any]) -> Any:
+def _render_string(text: str, context: Mapping[str, Any], budget: Budget) -> Any:
     if not is_template(text):
         return text
+    budget.expression = text
     expression = _single_expression(text)
     if expression is not None:
-        result = _call(text, lambda: expression(**context))
-        return copy.deepcopy(result) if isinstance(result, dict | list) else result
-    return _call(text, lambda: _template(text).render(**context))
+        # A copy: the run's data must not share lists and dicts with its input.
+        return _call(text, budget, lambda: _copied(expression(**context)))
+    template = _template(text)
+    # root_render_func, not render(): render() rewrites tracebacks of errors into template
+    # frames, compiling code for each frame (slow on a deep recursion), which we never show.
+    return _call(text, budget, lambda: _ENV.concat(
+        template.root_render_func(template.new_context(dict(context)))))
 
 
-def evaluate(predicate: str, context: Mapping[str, Any]) -> bool:
+def _copied(result: Any) -> Any:
+    return copy.deepcopy(result) if isinstance(result, dict | list) else result
+
+
+def evaluate(
+    predicate: str, context: Mapping[str, Any], *, limits: TemplateLimits | None = None
+) -> bool:
     """Evaluate a bare-expression predicate (``result.status == 200``) to a bool.
 
     Raises:
+        BudgetExceeded: it spent more time, operations or output than ``limits``.
         ExpressionError: it does not parse or failed when evaluated.
     """
-    return bool(_call(predicate, lambda: _expression(predicate)(**context)))
+    compiled = _expression(predicate)
+    budget = Budget(limits or TemplateLimits(), predicate)
+    token = budget_scope(budget)
+    try:
+        return bool(_call(predicate, budget, lambda: compiled(**context)))
+    finally:
+        end_scope(token)
 
 
-def _call(text: str, thunk: Any) -> Any:
+def _call(text: str, budget: Budget, thunk: Any) -> Any:
     try:
         result = thunk()
         if isinstance(result, jinja2.Undefined):
             result._fail_with_undefined_error()
+        budget.check_result(result)
         return result
     except ExpressionError:
         raise
     except jinja2.TemplateError as exc:
         raise ExpressionError(text, exc.message or type(exc).__name__) from None
-    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
-        raise ExpressionError(text, f"{type(exc).__name__}: {exc}") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError,
+            AssertionError) as exc:  # Jinja's truncate asserts on its arguments
+        raise ExpressionError(text, f"{type(exc).__name__}: {exc}"[:500]) from None
+    except RecursionError:
+        reason = "recursion too deep (a macro or loop calling itself?)"
+        raise ExpressionError(text, reason) from None
+    except MemoryError:
+        raise ExpressionError(text, "out of memory") from None
 
 
 class Secrets(Mapping[str, str]):

@@ -30,6 +30,13 @@ DEFAULTS: dict[str, Any] = {
     "STEP_MAX_SECONDS": 30.0,
     "CONDITION_THREADS": 8,
     "INLINE_RETRY_MAX_SECONDS": 1.0,
+    # Budgets of one template or predicate evaluation: wall-clock seconds (never past the
+    # step's STEP_MAX_SECONDS), operations (loop iterations, calls, filters, operators) and
+    # characters produced (also the largest rendered value). Real templates take microseconds,
+    # a few hundred operations and a few kB; a hostile one fails its instruction or predicate.
+    "TEMPLATE_MAX_SECONDS": 1.0,
+    "TEMPLATE_MAX_OPERATIONS": 50_000,
+    "TEMPLATE_MAX_OUTPUT": 1_000_000,
     "TASKDEFS_DIR": "taskdefs",
     # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs
     # by calling the services themselves).
@@ -58,6 +65,9 @@ class _Conf:
             step_max_seconds=float(self.STEP_MAX_SECONDS),
             inline_retry_max_seconds=float(self.INLINE_RETRY_MAX_SECONDS),
             secrets_prefix=self.SECRETS_PREFIX,
+            template_max_seconds=float(self.TEMPLATE_MAX_SECONDS),
+            template_max_operations=int(self.TEMPLATE_MAX_OPERATIONS),
+            template_max_output=int(self.TEMPLATE_MAX_OUTPUT),
         )
 
 

@@ -11,3 +11,7 @@ class EngineSettings:
     step_max_seconds: float = 30.0
     inline_retry_max_seconds: float = 1.0
     secrets_prefix: str = "ASYNC_STATES_SECRET_"
+    # Budgets of one template or predicate evaluation (see engine.budgets).
+    template_max_seconds: float = 1.0
+    template_max_operations: int = 50_000
+    template_max_output: int = 1_000_000

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine import conditions, expressions, instructions
 from engine.backoff import retry_delay, should_retry
+from engine.budgets import TemplateLimits
 from engine.clock import Clock, from_iso, to_iso
 from engine.conditions import CheckContext, Fulfilment
 from engine.datapaths import set_path
@@ -215,6 +216,8 @@ class Step(PollRacing):
             retry_at = from_iso(cursor.get("retry_at"))
             if retry_at is not None and retry_at > now:
                 return Park(self._earliest(retry_at))
+            if self._budget_spent():
+                return Park(now)  # the step's time went on earlier instructions: yield
             instruction = state.instructions[cursor["index"]]
             if not self._attempt(state, instruction):
                 return self._after_failure(state, instruction)
@@ -270,7 +273,8 @@ class Step(PollRacing):
     def _exec_context(self, instruction: Instruction, attempt: int) -> instructions.ExecContext:
         run = self.run
         return instructions.ExecContext(
-            render=lambda value: expressions.render(value, self._context()),
+            render=lambda value: expressions.render(
+                value, self._context(), limits=self._template_limits()),
             timeout=instruction.timeout.total_seconds(),
             idempotency_key=f"{run.id}:{run.entry}:{instruction.name}",
             attempt=attempt,
@@ -310,6 +314,8 @@ class Step(PollRacing):
                 return None
         now = self.clock.now()
         winner = self._first_fulfilled(state, now)
+        if self.run.status.finished:
+            return None  # a predicate failed (undefined name, over budget): the run ended
         if winner is not None:
             self._take(state, *winner)
             return None
@@ -431,10 +437,25 @@ class Step(PollRacing):
         return CheckContext(
             run=run, now=now, entered_at=entered,
             armed_at=from_iso(run.cursor.get("armed_at")) or entered,
-            render=lambda value, **extra: expressions.render(value, self._context(**extra)),
-            evaluate=lambda text, **extra: expressions.evaluate(text, self._context(**extra)),
+            render=lambda value, **extra: expressions.render(
+                value, self._context(**extra), limits=self._template_limits()),
+            evaluate=lambda text, **extra: expressions.evaluate(
+                text, self._context(**extra), limits=self._template_limits()),
             events=lambda sub: self.store.events_for(run, sub),
         )
+
+    def _template_limits(self) -> TemplateLimits:
+        """A template's budgets; its deadline is never past the end of the step's time."""
+        settings = self.settings
+        limits = TemplateLimits(
+            max_seconds=settings.template_max_seconds,
+            max_operations=settings.template_max_operations,
+            max_output=settings.template_max_output)
+        left = settings.step_max_seconds - (time.monotonic() - self.started)
+        if left < limits.max_seconds:
+            limits = replace(limits, max_seconds=max(left, 0.0), deadline_setting=(
+                "STEP_MAX_SECONDS"), deadline_limit=settings.step_max_seconds)
+        return limits
 
     def _redact(self, value: Any) -> Any:
         used = self.secrets.used_values
