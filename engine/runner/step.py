@@ -319,8 +319,6 @@ class Step(PollRacing):
         if winner is not None:
             self._take(state, *winner)
             return None
-        if self.run.status.finished:  # a condition failed when checked and ended the run
-            return None
         if self._timed_out(now):
             self._timeout(state, polls=self._poll_records(state, "cancelled"))
             return None
