@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import conditions, expressions, instructions
+from engine import conditions, expressions, instructions, secrets
 from engine.backoff import retry_delay, should_retry
 from engine.clock import Clock, from_iso, to_iso
 from engine.conditions import CheckContext, Fulfilment
@@ -50,7 +50,7 @@ class Step(PollRacing):
         self.store, self.clock, self.pool, self.settings = store, clock, pool, settings
         self.run = run
         self.task = run.task
-        self.secrets = expressions.Secrets(self.settings.secrets_prefix)
+        self.secrets = secrets.Secrets(self.settings.secrets_prefix)
         self.batch = Batch()
         self.transitions = 0
         self.started = time.monotonic()
@@ -237,7 +237,7 @@ class Step(PollRacing):
             result = instructions.execute(instruction, self._exec_context(instruction, attempt))
         except (InstructionError, ExpressionError) as exc:
             self._record_attempt(state, instruction, attempt, started, t0, exc)
-            cursor["last_error"] = {"message": str(exc),
+            cursor["last_error"] = {"message": self._redact(str(exc)),
                                     "error_class": getattr(exc, "error_class", "error")}
             return False
         self._record_attempt(state, instruction, attempt, started, t0, None)
@@ -435,5 +435,5 @@ class Step(PollRacing):
         )
 
     def _redact(self, value: Any) -> Any:
-        used = self.secrets.used_values
-        return expressions.redact(value, used) if used else value
+        """``value`` without any form of a secret: everything the step stores passes here."""
+        return secrets.redact(value, self.secrets.to_redact())

@@ -1,0 +1,204 @@
+"""Secrets: read from the environment, sent where a task sends them, never stored in any form.
+
+This module owns the whole concept: reading ``secrets.NAME`` (the environment variable
+``<prefix>NAME``), knowing which templates read secrets (so that the loader can refuse them
+where their value would be stored), and redacting every stored form of a secret. Where secrets
+may be used, and the problem for a template that reads them elsewhere, are decided here; the
+loader reports the problem, the runner calls ``redact`` on everything it stores.
+
+Two rules keep a secret out of the database, the logs, the API and the dashboard:
+
+1. Refused at load time: a template or predicate that reads ``secrets`` where its value (or a
+   value derived from it: ``|upper``, a slice, a comparison) would be stored — ``set``,
+   ``wait.until``, ``subscribe.correlate`` and every predicate (``when``, ``poll.until``,
+   ``subscribe.match``). Secrets are allowed only in what an instruction sends: ``url``,
+   ``headers``, ``query``, ``json``, ``form``, ``auth``, ``params``, ``body``. Messages about
+   an instruction show its URL as written in the task (the template), never as rendered.
+2. Redacted at store time: every string the runner stores (data written by ``save_as``, attempt
+   errors, transition details, poll records, the run's error and cursor) has each stored form
+   of every configured secret replaced by ``***``: the value itself in any letter case,
+   URL-encoded (``quote``, ``quote_plus``, as ``requests`` quotes a URL), base64 (standard and
+   URL-safe, padded or not, at each of the three byte alignments a value can have inside a
+   longer text, such as a basic-auth header), hex, and JSON-escaped. That covers what a far
+   end echoes back of a request (its own error text, an echo of the headers).
+
+A secret shorter than ``MIN_SECRET_LENGTH`` characters cannot be read: redacting every
+occurrence of a short value, in any case, would blank out unrelated text, and a value that
+short is no secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import jinja2
+from jinja2 import nodes
+
+from engine.errors import ExpressionError
+
+SECRET_PREFIX = "ASYNC_STATES_SECRET_"
+REDACTED = "***"
+MIN_SECRET_LENGTH = 8
+SENT_OPTIONS = "url, headers, query, json, form, auth, params or body"
+
+# What ``requests`` leaves unquoted in a URL (``requests.utils.requote_uri``).
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+class Secrets(Mapping[str, str]):
+    """Read-only access to secrets held in environment variables ``<prefix><NAME>``.
+
+    ``{{ secrets.SHOP_TOKEN }}`` reads ``ASYNC_STATES_SECRET_SHOP_TOKEN``. Every value handed out
+    is remembered in ``used_values``; ``to_redact`` is what a caller redacts from anything it
+    stores: the values used plus every other configured secret, since a far end may echo one
+    sent in an earlier step.
+    """
+
+    def __init__(self, prefix: str = SECRET_PREFIX, environ: Mapping[str, str] | None = None):
+        self._prefix = prefix
+        self._environ = os.environ if environ is None else environ
+        self.used_values: set[str] = set()
+        self._configured: frozenset[str] | None = None
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            value = self._environ[f"{self._prefix}{name}"]
+        except KeyError:
+            raise ExpressionError(
+                f"secrets.{name}",
+                f"secret {name} is not set (environment variable {self._prefix}{name})",
+            ) from None
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ExpressionError(
+                f"secrets.{name}",
+                f"secret {name} has {len(value)} characters, fewer than the "
+                f"{MIN_SECRET_LENGTH} a secret needs so that its redaction cannot blank out "
+                f"unrelated text; set a longer value in {self._prefix}{name}, or write a value "
+                "that is not secret in the task file",
+            )
+        self.used_values.add(value)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[len(self._prefix) :] for key in self._environ if key.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"<Secrets {self._prefix}*>"
+
+    def to_redact(self) -> frozenset[str]:
+        """The values to redact: those used, and every configured secret long enough to read.
+
+        The configured values are read from the environment once per instance (a runner step).
+        """
+        if self._configured is None:
+            self._configured = frozenset(
+                value for key, value in self._environ.items()
+                if key.startswith(self._prefix) and len(value) >= MIN_SECRET_LENGTH
+            )
+        return self._configured | self.used_values
+
+
+def forms(secret: str) -> frozenset[str]:
+    """Every text form of ``secret`` that redaction looks for (matched in any letter case).
+
+    Base64 depends on where the value starts within a longer text (a basic-auth header encodes
+    ``user:password``): for each of the three byte alignments, the characters that encode the
+    secret's bytes alone are a form.
+    """
+    raw = secret.encode("utf-8")
+    found = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote(secret, safe=_URL_SAFE),
+        quote_plus(secret),
+        raw.hex(),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode("ascii")
+        found.update({whole, whole.rstrip("=")})
+        found.update(_aligned_base64(raw, encode))
+    return frozenset(form for form in found if form)
+
+
+def _aligned_base64(raw: bytes, encode: Any) -> list[str]:
+    cores = []
+    for offset in range(3):
+        text = encode(b"\0" * offset + raw).decode("ascii")
+        first = (8 * offset + 5) // 6  # the first character made of the secret's bits only
+        last = 8 * (offset + len(raw)) // 6  # past the last such character
+        cores.append(text[first:last])
+    return cores
+
+
+@lru_cache(maxsize=64)
+def _pattern(values: frozenset[str]) -> re.Pattern[str] | None:
+    every = {form for value in values if value for form in forms(value)}
+    if not every:
+        return None
+    ordered = sorted(every, key=len, reverse=True)  # the longest form wins where forms overlap
+    return re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+
+
+def redact(obj: Any, values: Iterable[str]) -> Any:
+    """A copy of ``obj`` in which every form (see ``forms``) of a secret value is ``***``.
+
+    Dict keys and values, lists and tuples are walked; a number whose digits hold a secret
+    becomes ``***`` too; other values pass through unchanged.
+    """
+    pattern = _pattern(frozenset(values))
+    return obj if pattern is None else _redact(obj, pattern)
+
+
+def _redact(obj: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(obj, str):
+        return pattern.sub(REDACTED, obj)
+    if isinstance(obj, Mapping):
+        return {_redact(key, pattern): _redact(item, pattern) for key, item in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_redact(item, pattern) for item in obj)
+    if isinstance(obj, int | float) and not isinstance(obj, bool) and pattern.search(str(obj)):
+        return REDACTED
+    return obj
+
+
+# Parsing only (never compiling or rendering): the loader has already checked the text with the
+# task sandbox, and a parse evaluates nothing.
+_PARSER = jinja2.Environment()
+
+
+def reads_secrets(text: str, *, predicate: bool = False) -> bool:
+    """Whether a template (or a bare-expression predicate) reads ``secrets``.
+
+    ``secrets`` is only reachable by its name in a task's context, so a ``Name`` node is the
+    one way in (``{% set s = secrets %}`` names it too).
+    """
+    if "secrets" not in text:
+        return False
+    source = f"{{{{ ({text}) }}}}" if predicate else text
+    try:
+        tree = _PARSER.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return False  # reported as a syntax problem by the template check
+    return any(node.name == "secrets" for node in tree.find_all(nodes.Name))
+
+
+def stored_use_problem(what: str) -> str:
+    """The loader's message for a template that reads secrets where its value is stored."""
+    return (
+        f"{what} reads secrets, but its value would be stored in the run's history; "
+        f"secrets may be used only in what an instruction sends ({SENT_OPTIONS}), "
+        "so that no form of them is ever stored"
+    )
