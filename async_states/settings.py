@@ -49,6 +49,9 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Pages on other origins (scheme://host[:port]) that may open the dashboard's websocket, besides
+# the server's own origin and CSRF_TRUSTED_ORIGINS (dashboard/origins.py).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", "")
 
 INSTALLED_APPS = [
     "daphne",
