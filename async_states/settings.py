@@ -265,10 +265,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every form of every secret is redacted from every record (async_states/log_redaction.py).
+    "filters": {"secrets": {"()": "async_states.log_redaction.RedactSecrets",
+                            "prefix": ASYNC_STATES["SECRETS_PREFIX"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "async_states": {"level": os.environ.get("ASYNC_STATES_LOG_LEVEL", "INFO")},
         "django-q": {"level": os.environ.get("DJANGO_Q_LOG_LEVEL", "WARNING")},
+        # Its DEBUG lines are each request's method, path and query: noise, and a rendered
+        # URL may hold a secret (redacted by the filter above all the same).
+        "urllib3": {"level": "INFO"},
     },
 }

@@ -20,7 +20,7 @@ Two rules keep a secret out of the database, the logs, the API and the dashboard
    URL-encoded (``quote``, ``quote_plus``, as ``requests`` quotes a URL), base64 (standard and
    URL-safe, padded or not, at each of the three byte alignments a value can have inside a
    longer text, such as a basic-auth header; of its UTF-8 and its Latin-1 bytes), hex, and
-   JSON-escaped. That covers what a far
+   escaped as JSON or Python write strings. That covers what a far
    end echoes back of a request (its own error text, an echo of the headers).
 
 A secret shorter than ``MIN_SECRET_LENGTH`` characters cannot be read: redacting every
@@ -131,6 +131,8 @@ def _forms_of(secret: str) -> set[str]:
         quote_plus(secret),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],  # a far end's message may quote a Python value: {'token': '...'}
+        ascii(secret)[1:-1],
     }
     for raw in _encodings(secret):
         found.add(raw.hex())

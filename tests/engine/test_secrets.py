@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -23,6 +22,7 @@ from engine.secrets import (
     reads_secrets,
     redact,
 )
+from tests.leaks import found as _found
 
 SECRET = "pA55/wörd+Key&=?"
 
@@ -114,35 +114,6 @@ def test_numbers_holding_a_secret_are_redacted():
 def test_keys_lists_and_tuples_are_walked():
     assert redact({SECRET: [SECRET, (1, SECRET.upper())]}, {SECRET}) == {
         REDACTED: [REDACTED, (1, REDACTED)]}
-
-
-def _found(secret: str, haystack: str) -> bool:
-    """An independent detector: the secret in any case, URL-decoded, or inside any base64 or
-    hex run of ``haystack`` decoded at each of its alignments."""
-    from urllib.parse import unquote, unquote_plus
-
-    lowered = secret.lower()
-    for text in (haystack, unquote(haystack), unquote_plus(haystack)):
-        if lowered in text.lower():
-            return True
-    wanted = [secret.encode(), secret.encode("latin-1", errors="ignore")]
-    for run in re.findall(r"[A-Za-z0-9+/_=-]{8,}", haystack):
-        plain = run.replace("-", "+").replace("_", "/").rstrip("=")
-        for shift in range(4):
-            chunk = plain[shift:]
-            chunk = chunk[: len(chunk) - len(chunk) % 4]
-            try:
-                decoded = base64.b64decode(chunk)
-            except ValueError:
-                continue
-            if any(w and w in decoded for w in wanted):
-                return True
-    for run in re.findall(r"[0-9A-Fa-f]{16,}", haystack):
-        for shift in (0, 1):
-            chunk = run[shift:]
-            if any(w in bytes.fromhex(chunk[: len(chunk) - len(chunk) % 2]) for w in wanted):
-                return True
-    return False
 
 
 _SECRETS = st.text(st.characters(min_codepoint=32, max_codepoint=0x17F), min_size=8, max_size=40)
