@@ -12,7 +12,8 @@ Two rules keep a secret out of the database, the logs, the API and the dashboard
    value derived from it: ``|upper``, a slice, a comparison) would be stored — ``set``,
    ``wait.until``, ``subscribe.correlate`` and every predicate (``when``, ``poll.until``,
    ``subscribe.match``). Secrets are allowed only in what an instruction sends: ``url``,
-   ``headers``, ``query``, ``json``, ``form``, ``auth``, ``params``, ``body``. Messages about
+   ``headers``, ``query``, ``json``, ``form``, ``auth``, ``params``, ``body``, a message's
+   ``to``. Messages about
    an instruction show its URL as written in the task (the template), never as rendered.
 2. Redacted at store time: every string the runner stores (data written by ``save_as``, attempt
    errors, transition details, poll records, the run's error and cursor) has each stored form
@@ -47,7 +48,7 @@ from engine.errors import ExpressionError
 SECRET_PREFIX = "ASYNC_STATES_SECRET_"
 REDACTED = "***"
 MIN_SECRET_LENGTH = 8
-SENT_OPTIONS = "url, headers, query, json, form, auth, params or body"
+SENT_OPTIONS = "url, headers, query, json, form, auth, params, body or to"
 
 # What ``requests`` leaves unquoted in a URL (``requests.utils.requote_uri``).
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
