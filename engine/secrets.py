@@ -48,6 +48,10 @@ from engine.errors import ExpressionError
 SECRET_PREFIX = "ASYNC_STATES_SECRET_"
 REDACTED = "***"
 MIN_SECRET_LENGTH = 8
+# A longer piece derived from a secret (a whole body rendered by a template with {% if %}) is
+# not redacted as a whole: its forms would cost more than the text they guard, and the secret
+# inside it is redacted anyway.
+MAX_DERIVED_LENGTH = 4096
 SENT_OPTIONS = "url, headers, query, json, form, auth, params, body or to"
 
 # What ``requests`` leaves unquoted in a URL (``requests.utils.requote_uri``).
@@ -67,6 +71,7 @@ class Secrets(Mapping[str, str]):
         self._prefix = prefix
         self._environ = os.environ if environ is None else environ
         self.used_values: set[str] = set()
+        self.derived_values: set[str] = set()
         self._configured: frozenset[str] | None = None
 
     def __getitem__(self, name: str) -> str:
@@ -98,7 +103,8 @@ class Secrets(Mapping[str, str]):
         return f"<Secrets {self._prefix}*>"
 
     def to_redact(self) -> frozenset[str]:
-        """The values to redact: those used, and every configured secret long enough to read.
+        """The values to redact: those used, those derived from them (``note_rendered``), and
+        every configured secret long enough to read.
 
         The configured values are read from the environment once per instance (a runner step).
         """
@@ -107,7 +113,19 @@ class Secrets(Mapping[str, str]):
                 value for key, value in self._environ.items()
                 if key.startswith(self._prefix) and len(value) >= MIN_SECRET_LENGTH
             )
-        return self._configured | self.used_values
+        return self._configured | self.used_values | self.derived_values
+
+    def note_rendered(self, template: Any, rendered: Any) -> None:
+        """Remember what the parts of ``template`` that read secrets rendered to.
+
+        A task may send a value derived from a secret (``{{ secrets.KEY | reverse }}``,
+        ``{{ secrets.KEY[:12] }}``); a far end that echoes it back would otherwise have it
+        stored. Each piece of ``MIN_SECRET_LENGTH`` to ``MAX_DERIVED_LENGTH`` characters is
+        then redacted like a secret, in every form, until the step ends.
+        """
+        for piece in derived_pieces(template, rendered):
+            if MIN_SECRET_LENGTH <= len(piece) <= MAX_DERIVED_LENGTH:
+                self.derived_values.add(piece)
 
 
 def forms(secret: str) -> frozenset[str]:
@@ -220,6 +238,7 @@ def _redact(obj: Any, matcher: _Matcher) -> Any:
 _PARSER = jinja2.Environment()
 
 
+@lru_cache(maxsize=4096)
 def reads_secrets(text: str, *, predicate: bool = False) -> bool:
     """Whether a template (or a bare-expression predicate) reads ``secrets``.
 
@@ -234,6 +253,65 @@ def reads_secrets(text: str, *, predicate: bool = False) -> bool:
     except jinja2.TemplateSyntaxError:
         return False  # reported as a syntax problem by the template check
     return any(node.name == "secrets" for node in tree.find_all(nodes.Name))
+
+
+def derived_pieces(template: Any, rendered: Any) -> list[str]:
+    """The text that the expressions reading ``secrets`` in ``template`` produced in
+    ``rendered`` (walked in parallel through mappings and lists).
+
+    ``a/{{ secrets.K | upper }}/b`` rendered to ``a/XYZ/b`` gives ``["XYZ"]``. When the
+    rendered text cannot be split along the template (control structures, or literal text that
+    the values repeat), the whole rendered text counts as derived.
+    """
+    if isinstance(template, str):
+        return _pieces_of(template, rendered) if reads_secrets(template) else []
+    if isinstance(template, Mapping) and isinstance(rendered, Mapping):
+        return [piece for key, item in template.items()
+                for piece in derived_pieces(item, rendered.get(key))]
+    if isinstance(template, list | tuple) and isinstance(rendered, list | tuple):
+        return [piece for item, out in zip(template, rendered, strict=False)
+                for piece in derived_pieces(item, out)]
+    return []
+
+
+def _pieces_of(template: str, rendered: Any) -> list[str]:
+    if not isinstance(rendered, str):
+        return _leaves(rendered)
+    layout = _layout(template)
+    match = layout[0].fullmatch(rendered) if layout else None
+    if match is None:
+        return [rendered]
+    return [match[group] for group in layout[1]]
+
+
+def _leaves(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        return [leaf for key, item in value.items() for leaf in (*_leaves(key), *_leaves(item))]
+    if isinstance(value, list | tuple):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [] if value is None or isinstance(value, bool) else [str(value)]
+
+
+@lru_cache(maxsize=1024)
+def _layout(template: str) -> tuple[re.Pattern[str], tuple[int, ...]] | None:
+    """A pattern matching what ``template`` renders to, with one group per expression, and the
+    groups of the expressions that read secrets; ``None`` for anything but text and ``{{ }}``."""
+    try:
+        body = _PARSER.parse(template).body
+    except jinja2.TemplateSyntaxError:
+        return None
+    if not all(isinstance(node, nodes.Output) for node in body):
+        return None
+    regex, secret_groups, group = [], [], 0
+    for node in (child for output in body for child in output.nodes):
+        if isinstance(node, nodes.TemplateData):
+            regex.append(re.escape(node.data))
+            continue
+        group += 1
+        regex.append("(.*?)")
+        if any(name.name == "secrets" for name in node.find_all(nodes.Name)):
+            secret_groups.append(group)
+    return re.compile("".join(regex), re.DOTALL), tuple(secret_groups)
 
 
 def stored_use_problem(what: str) -> str:

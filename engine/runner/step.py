@@ -270,7 +270,7 @@ class Step(PollRacing):
     def _exec_context(self, instruction: Instruction, attempt: int) -> instructions.ExecContext:
         run = self.run
         return instructions.ExecContext(
-            render=lambda value: expressions.render(value, self._context()),
+            render=self._render_sent,
             timeout=instruction.timeout.total_seconds(),
             idempotency_key=f"{run.id}:{run.entry}:{instruction.name}",
             attempt=attempt,
@@ -422,6 +422,13 @@ class Step(PollRacing):
                  "state": run.state, "entry": run.entry},
             now=self.clock.now(), **extra,
         )
+
+    def _render_sent(self, value: Any) -> Any:
+        """Render an instruction's option, noting what its secrets turned into (redacted from
+        whatever a far end echoes back)."""
+        rendered = expressions.render(value, self._context())
+        self.secrets.note_rendered(value, rendered)
+        return rendered
 
     def _check_context(self, now: datetime | None = None) -> CheckContext:
         run, now = self.run, now or self.clock.now()

@@ -207,3 +207,31 @@ SENT = """\
 
 def test_secrets_in_what_instructions_send_are_allowed():
     assert [str(p) for p in validate_text(_task(SENT)).problems] == []
+
+
+# ---------------------------------------------------------------------------- derived values
+
+
+def test_derived_pieces_are_the_outputs_of_expressions_reading_secrets():
+    from engine.secrets import derived_pieces
+
+    assert derived_pieces("a/{{ secrets.K | upper }}/b?x={{ input.x }}",
+                          "a/XYZ123456/b?x=1") == ["XYZ123456"]
+    assert derived_pieces({"h": ["Bearer {{ secrets.K[:10] }}"], "n": "{{ input.n }}"},
+                          {"h": ["Bearer 0123456789"], "n": 3}) == ["0123456789"]
+    assert derived_pieces("{% if secrets.K %}on{% endif %}", "on") == ["on"]  # whole text
+    assert derived_pieces("{{ {'a': secrets.K} }}", {"a": "vvvvvvvvv"}) == ["a", "vvvvvvvvv"]
+    assert derived_pieces("{{ input.x }}", "plain") == []
+
+
+def test_noted_pieces_are_redacted_when_long_enough_and_bounded():
+    from engine.secrets import MAX_DERIVED_LENGTH
+
+    secrets = Secrets(environ={"ASYNC_STATES_SECRET_K": "k3y-value-long"})
+    ctx = build_context(input={}, data={}, run={}, secrets=secrets)
+    for template in ("{{ secrets.K | reverse }}", "{{ secrets.K[:3] }}",
+                     "{{ secrets.K * 400 }}"):
+        secrets.note_rendered(template, render(template, ctx))
+    assert secrets.derived_values == {"gnol-eulav-y3k"}
+    assert len("k3y-value-long" * 400) > MAX_DERIVED_LENGTH
+    assert redact("echo GNOL-EULAV-Y3K", secrets.to_redact()) == "echo ***"
