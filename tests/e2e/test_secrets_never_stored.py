@@ -2,13 +2,13 @@
 queries, headers, JSON and form bodies, basic and bearer auth, to a far end that echoes all of
 it back — in 2xx results, 4xx and 5xx error bodies, JSON-RPC errors and response headers —
 and fails in every way (4xx, 5xx, connection refused, timeouts, with retries, a poll that
-gives up). Then every byte the system keeps or shows is scanned for each secret raw, in any
+gives up). Then every byte the system keeps or shows is scanned for each secret, and for the
+values derived from them that were sent and echoed (a reversed token, a slice), raw, in any
 letter case, URL-encoded, HTML- or JSON-escaped, base64 at any alignment, and hex
-(``tests.leaks``): every row of every table (django-q2's included), the cluster's log at DEBUG,
-this process's log, the API, the admin change pages, the dashboard pages and the websocket's
-messages. 0 hits.
+(``tests.leaks``): every row of every table (django-q2's included), the cluster's log at
+DEBUG, this process's log, the API, the admin change pages, the dashboard pages and the
+websocket's messages. 0 hits.
 """
-
 from __future__ import annotations
 
 import json
@@ -43,10 +43,18 @@ SECRETS = {
     "BEARER": "BeArer.Tok3n~with/slash+plus",
 }
 
+# Values derived from secrets in what is sent, echoed back by the far end like the rest.
+DERIVED = {
+    "reversed HEADER_TOKEN": SECRETS["HEADER_TOKEN"][::-1],
+    "slice of BEARER": SECRETS["BEARER"][3:15],
+}
+
 SENT = """
           query: {key: "{{ secrets.QUERY_KEY }}", up: "{{ secrets.QUERY_KEY | upper }}"}
           headers: {X-Token: "{{ secrets.HEADER_TOKEN }}",
-                    X-Lower: "{{ secrets.HEADER_TOKEN | lower }}"}"""
+                    X-Lower: "{{ secrets.HEADER_TOKEN | lower }}",
+                    X-Reversed: "{{ secrets.HEADER_TOKEN | reverse }}",
+                    X-Slice: "{{ secrets.BEARER[3:15] }}"}"""
 
 TASK = """
 name: secret_scan
@@ -292,7 +300,8 @@ def test_no_secret_is_stored_logged_or_shown_in_any_form(ran, admin_client, capl
     assert models.InstructionAttempt.objects.filter(run=run, instruction="status_500").count() == 3
     assert models.PollRecord.objects.get(run=run).attempts == 2
     received = "\n".join(_Echo.received)
-    assert [name for name, value in SECRETS.items() if not found(value, received)] == []
+    scanned = {**SECRETS, **DERIVED}
+    assert [name for name, value in scanned.items() if not found(value, received)] == []
     assert "***" in json.dumps(run.data) and "***" in str(run.error)
 
     haystacks = [(f"table {table}", row) for table, row in _every_row()]
@@ -301,7 +310,7 @@ def test_no_secret_is_stored_logged_or_shown_in_any_form(ran, admin_client, capl
     haystacks += [("websocket", frame) for frame in _websocket(admin_client, run)]
     haystacks += [("this process's log", caplog.text)]
     assert len(haystacks) > 50 and "run.transition" in "".join(cluster.output)
-    leaks = [(where, name) for where, text in haystacks for name, value in SECRETS.items()
+    leaks = [(where, name) for where, text in haystacks for name, value in scanned.items()
              if found(value, text)]
     assert leaks == []
 
