@@ -13,16 +13,17 @@ Two rules keep a secret out of the database, the logs, the API and the dashboard
    ``wait.until``, ``subscribe.correlate`` and every predicate (``when``, ``poll.until``,
    ``subscribe.match``). Secrets are allowed only in what an instruction sends: ``url``,
    ``headers``, ``query``, ``json``, ``form``, ``auth``, ``params``, ``body``, a message's
-   ``to``. Messages about
-   an instruction show its URL as written in the task (the template), never as rendered.
+   ``to``. Messages about an instruction show its URL as written in the task (the template),
+   never as rendered.
 2. Redacted at store time: every string the runner stores (data written by ``save_as``, attempt
    errors, transition details, poll records, the run's error and cursor) has each stored form
-   of every configured secret replaced by ``***``: the value itself in any letter case,
-   URL-encoded (``quote``, ``quote_plus``, as ``requests`` quotes a URL), base64 (standard and
-   URL-safe, padded or not, at each of the three byte alignments a value can have inside a
-   longer text, such as a basic-auth header; of its UTF-8 and its Latin-1 bytes), hex, and
-   escaped as JSON or Python write strings. That covers what a far
-   end echoes back of a request (its own error text, an echo of the headers).
+   of every configured secret, and of each value the step derived from one and sent
+   (``note_rendered``), replaced by ``***``: the value itself in any letter case, URL-encoded
+   (``quote``, ``quote_plus``, as ``requests`` quotes a URL), base64 (standard and URL-safe,
+   padded or not, at each of the three byte alignments a value can have inside a longer text,
+   such as a basic-auth header; of its UTF-8 and its Latin-1 bytes), hex, and escaped as JSON
+   or Python write strings. That covers what a far end echoes back of a request (its own
+   error text, an echo of the headers). The same ``redact`` serves the log filter.
 
 A secret shorter than ``MIN_SECRET_LENGTH`` characters cannot be read: redacting every
 occurrence of a short value, in any case, would blank out unrelated text, and a value that
