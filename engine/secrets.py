@@ -329,7 +329,8 @@ def _layout(template: str) -> tuple[re.Pattern[str], tuple[int, ...]] | None:
 def stored_use_problem(what: str) -> str:
     """The loader's message for a template that reads secrets where its value is stored."""
     return (
-        f"{what} reads secrets, but its value would be stored in the run's history; "
+        f"{what} reads secrets, but what it computes would be stored in the run's history (a "
+        "value, or the path the run takes); "
         f"secrets may be used only in what an instruction sends ({SENT_OPTIONS}), "
         "so that no form of them is ever stored"
     )

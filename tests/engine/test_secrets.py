@@ -175,8 +175,9 @@ STORED = {
 def test_secrets_where_their_value_would_be_stored_are_refused(where):
     problems = [p for p in validate_text(_task(STORED[where])).problems if p.severity == "error"]
     assert len(problems) == 1, [str(p) for p in problems]
-    assert "reads secrets, but its value would be stored in the run's history; secrets may " \
-        f"be used only in what an instruction sends ({SENT_OPTIONS})" in problems[0].message
+    assert "reads secrets, but what it computes would be stored in the run's history (a value, " \
+        "or the path the run takes); secrets may be used only in what an instruction sends " \
+        f"({SENT_OPTIONS})" in problems[0].message
 
 
 SENT = """\
