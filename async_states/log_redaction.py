@@ -31,6 +31,16 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.values:
             return True
+        try:
+            self._redact(record)
+        except Exception:  # a filter that raises would break the code that logged
+            # A record that does not format (arguments that do not fit its message): its text
+            # is withheld, since it could not be redacted.
+            record.msg = f"{record.name}: a log record that did not format (text withheld)"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+    def _redact(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         cleaned = redact(message, self.values)
         if cleaned != message:
@@ -41,4 +51,3 @@ class RedactSecrets(logging.Filter):
             record.exc_text = redact(record.exc_text, self.values)
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self.values)
-        return True

@@ -19,7 +19,7 @@ def _logged(monkeypatch, emit) -> str:
     handler.addFilter(RedactSecrets("TEST_LOG_SECRET_"))
     logger = logging.getLogger("tests.log_redaction")
     logger.addHandler(handler)
-    logger.propagate = False
+    monkeypatch.setattr(logger, "propagate", False)
     try:
         emit(logger)
     finally:
@@ -45,3 +45,8 @@ def test_messages_arguments_and_tracebacks_are_redacted(monkeypatch):
 def test_lines_without_secrets_are_untouched(monkeypatch):
     text = _logged(monkeypatch, lambda logger: logger.warning("run %s moved %d", "r-1", 3))
     assert text == "run r-1 moved 3\n"
+
+
+def test_a_record_that_does_not_format_is_withheld_not_raised(monkeypatch):
+    text = _logged(monkeypatch, lambda logger: logger.warning("%s and %s", SECRET))
+    assert text == "tests.log_redaction: a log record that did not format (text withheld)\n"
