@@ -20,11 +20,11 @@ django_wsgi_app = get_wsgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import StaticFilesHandler  # noqa: E402
 
 from async_states.pooled_http import PooledWSGI  # noqa: E402
+from dashboard.origins import OriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 wsgi_app = django_wsgi_app
@@ -34,7 +34,7 @@ if getattr(settings, "SERVE_STATIC", True):
 application = ProtocolTypeRouter(
     {
         "http": PooledWSGI(wsgi_app, threads=settings.WEB_THREADS),
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": OriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }

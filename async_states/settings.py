@@ -52,6 +52,9 @@ SECRET_KEY_FROM_ENVIRONMENT = bool(os.environ.get("SECRET_KEY"))
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Pages on other origins (scheme://host[:port]) that may open the dashboard's websocket, besides
+# the server's own origin and CSRF_TRUSTED_ORIGINS (dashboard/origins.py).
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", "")
 
 INSTALLED_APPS = [
     "daphne",
@@ -265,10 +268,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every form of every secret is redacted from every record (async_states/log_redaction.py).
+    "filters": {"secrets": {"()": "async_states.log_redaction.RedactSecrets",
+                            "prefix": ASYNC_STATES["SECRETS_PREFIX"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     "loggers": {
         "async_states": {"level": os.environ.get("ASYNC_STATES_LOG_LEVEL", "INFO")},
         "django-q": {"level": os.environ.get("DJANGO_Q_LOG_LEVEL", "WARNING")},
+        # Its DEBUG lines are each request's method, path and query: noise, and a rendered
+        # URL may hold a secret (redacted by the filter above all the same).
+        "urllib3": {"level": "INFO"},
     },
 }

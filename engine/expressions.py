@@ -2,8 +2,8 @@
 
 This module owns how task files compute values: ``{{ ... }}`` templates in instruction options,
 ``wait.until`` and ``subscribe.correlate``, and bare-expression predicates in ``when``,
-``poll.until`` and ``subscribe.match``. It also owns secrets (read from the environment, never
-written to history) and their redaction. What a rendered value is used for is the caller's.
+``poll.until`` and ``subscribe.match``. Secrets and their redaction belong to ``engine.secrets``.
+What a rendered value is used for is the caller's.
 
 Safety: ``ImmutableSandboxedEnvironment`` refuses unsafe attributes and mutation at run time,
 and ``check_template``/``check_predicate`` refuse, when a task is loaded, any access to a name
@@ -14,9 +14,8 @@ can run code or read files. ``StrictUndefined`` makes a misspelt name fail loudl
 from __future__ import annotations
 
 import copy
-import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -27,10 +26,6 @@ from jinja2.parser import Parser
 from engine.budgets import Budget, TemplateLimits
 from engine.errors import ExpressionError
 from engine.sandbox import budget_scope, end_scope, make_environment
-
-SECRET_PREFIX = "ASYNC_STATES_SECRET_"
-REDACTED = "***"
-
 
 _ENV = make_environment()
 _FORBIDDEN_NODES = (
@@ -273,60 +268,6 @@ def _call(text: str, budget: Budget, thunk: Any) -> Any:
         raise ExpressionError(text, reason) from None
     except MemoryError:
         raise ExpressionError(text, "out of memory") from None
-
-
-class Secrets(Mapping[str, str]):
-    """Read-only access to secrets held in environment variables ``<prefix><NAME>``.
-
-    ``{{ secrets.SHOP_TOKEN }}`` reads ``ASYNC_STATES_SECRET_SHOP_TOKEN``. Every value handed out
-    is remembered in ``used_values`` so that callers can ``redact`` it from anything they store.
-    """
-
-    def __init__(self, prefix: str = SECRET_PREFIX, environ: Mapping[str, str] | None = None):
-        self._prefix = prefix
-        self._environ = os.environ if environ is None else environ
-        self.used_values: set[str] = set()
-
-    def __getitem__(self, name: str) -> str:
-        try:
-            value = self._environ[f"{self._prefix}{name}"]
-        except KeyError:
-            raise ExpressionError(
-                f"secrets.{name}",
-                f"secret {name} is not set (environment variable {self._prefix}{name})",
-            ) from None
-        self.used_values.add(value)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return (key[len(self._prefix) :] for key in self._environ if key.startswith(self._prefix))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __repr__(self) -> str:
-        return f"<Secrets {self._prefix}*>"
-
-
-def redact(obj: Any, values: set[str] | frozenset[str] | list[str]) -> Any:
-    """A copy of ``obj`` in which every occurrence of a secret value inside a string is ``***``.
-
-    Dict keys and values, lists and tuples are walked; other values pass through unchanged.
-    """
-    secrets = sorted((v for v in values if v), key=len, reverse=True)
-    return _redact(obj, secrets) if secrets else obj
-
-
-def _redact(obj: Any, secrets: list[str]) -> Any:
-    if isinstance(obj, str):
-        for secret in secrets:
-            obj = obj.replace(secret, REDACTED)
-        return obj
-    if isinstance(obj, Mapping):
-        return {_redact(key, secrets): _redact(item, secrets) for key, item in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_redact(item, secrets) for item in obj)
-    return obj
 
 
 def build_context(

@@ -16,8 +16,10 @@ any other unexpected      ``status``        no
 bad URL, body, redirects  ``error``         no
 ========================  ================  =========
 
-It leaves retries to the runner and redaction of secrets in messages to the caller: messages
-show the URL as sent.
+Messages name the request by its URL as written in the task (the template, with the query's
+templates), never as rendered or sent, and keep no text of a library's exception that could
+echo the URL sent: a rendered URL may carry a secret, and messages are stored. Retries, and
+redacting what a far end echoes back, are the runner's.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class HttpRequest:
 
     method: str
     url: str
+    shown: str  # the URL as written in the task: what messages show
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     json: Any = None
@@ -94,9 +97,9 @@ class HttpRequest:
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """What ``send`` got back: the URL as sent (query included) and the result to save."""
+    """What ``send`` got back: the URL as messages show it and the result to save."""
 
-    url: str
+    shown: str
     result: dict[str, Any]
 
 
@@ -122,10 +125,10 @@ def send(request: HttpRequest, ctx: ExecContext) -> Exchange:
         response = _send_prepared(prepared, ctx.timeout)
         body, truncated = _read_to_end(response, request.max_response_bytes, started + ctx.timeout)
     except requests.RequestException as exc:
-        raise transport_error(exc, request.method, prepared.url, ctx.timeout) from exc
+        raise transport_error(exc, request.method, request.shown, ctx.timeout) from exc
     result = _result(response, body, truncated)
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 3)
-    return Exchange(url=prepared.url, result=result)
+    return Exchange(shown=request.shown, result=result)
 
 
 def _prepare(request: HttpRequest, ctx: ExecContext) -> requests.PreparedRequest:
@@ -148,9 +151,20 @@ def _prepare(request: HttpRequest, ctx: ExecContext) -> requests.PreparedRequest
         return session().prepare_request(outgoing)
     except (requests.RequestException, ValueError, TypeError) as exc:
         # Bad URL, or a body that does not encode (NaN, an object): fixing it takes an edit.
+        # requests' own text quotes the rendered URL: only its kind is kept.
         raise InstructionError(
-            f"{request.method.upper()} {request.url}: cannot build the request: {exc}"
+            f"{request.method.upper()} {request.shown}: cannot build the request: "
+            f"{_build_failure(exc)}"
         ) from exc
+
+
+def _build_failure(exc: Exception) -> str:
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
+                  | requests.exceptions.InvalidSchema):
+        return f"the URL is not valid ({type(exc).__name__})"
+    if isinstance(exc, requests.RequestException):
+        return type(exc).__name__
+    return f"the body does not encode ({type(exc).__name__})"
 
 
 def _apply_auth(auth: HttpAuth, headers: dict[str, str]) -> tuple[str, str] | None:
@@ -282,19 +296,52 @@ def _is_json_type(content_type: str) -> bool:
 
 
 def transport_error(
-    exc: requests.RequestException, method: str, url: str, timeout: float
+    exc: requests.RequestException, method: str, shown: str, timeout: float
 ) -> InstructionError:
-    """The ``InstructionError`` for a request that got no (complete) response."""
-    where = f"{method.upper()} {url}"
+    """The ``InstructionError`` for a request that got no (complete) response.
+
+    ``shown`` is the URL as written in the task. The exception's own text is not used: urllib3
+    writes the path and query sent into it ("Max retries exceeded with url: ..."); only the
+    root cause (an operating-system error such as "Connection refused") is kept.
+    """
+    where = f"{method.upper()} {shown}"
     if isinstance(exc, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
         return instruction_error(f"{where}: timed out after {timeout:g}s", "timeout")
     if isinstance(exc, requests.ConnectionError):
-        return instruction_error(f"{where}: connection failed: {exc}", "connection")
-    return instruction_error(f"{where}: request failed: {type(exc).__name__}: {exc}")
+        return instruction_error(f"{where}: connection failed: {root_cause(exc)}", "connection")
+    return instruction_error(f"{where}: request failed: {type(exc).__name__}")
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost cause of a transport failure, described without any URL.
+
+    An ``OSError`` with a ``strerror`` ("Connection refused", "Name or service not known")
+    is described by it; otherwise by the innermost exception's type (its text may quote the
+    request).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    innermost = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        innermost = current
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        current = _inner(current)
+    return type(innermost).__name__
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):
+        return reason
+    if exc.args and isinstance(exc.args[0], BaseException):
+        return exc.args[0]
+    return exc.__cause__ or exc.__context__
 
 
 def check_status(
-    method: str, url: str, result: dict[str, Any], expect: tuple[int, ...] = ()
+    method: str, shown: str, result: dict[str, Any], expect: tuple[int, ...] = ()
 ) -> None:
     """Raise unless ``result["status"]`` is expected (``expect``, or any 2xx when empty).
 
@@ -307,7 +354,8 @@ def check_status(
         return
     wanted = ", ".join(map(str, expect)) if expect else "2xx"
     raise instruction_error(
-        f"{method.upper()} {url}: status {status} (expected {wanted}): {excerpt(result['body'])}",
+        f"{method.upper()} {shown}: status {status} (expected {wanted}): "
+        f"{excerpt(result['body'])}",
         status_error_class(status),
         result=result,
     )
@@ -327,6 +375,14 @@ def excerpt(body: Any) -> str:
     text = body if isinstance(body, str) else json.dumps(body, default=str)
     text = " ".join(text.split())
     return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "…"
+
+
+def shown_url(url: str, query: tuple[tuple[str, Any], ...] = ()) -> str:
+    """The URL as written in the task, with its query's names and templates appended."""
+    if not query:
+        return url
+    pairs = "&".join(f"{name}={value}" for name, value in query)
+    return f"{url}{'&' if '?' in url else '?'}{pairs}"
 
 
 def render_auth(auth: HttpAuth | None, ctx: ExecContext) -> HttpAuth | None:
@@ -367,6 +423,7 @@ class HttpExecutor:
         request = HttpRequest(
             method=str(ctx.render(spec.method)),
             url=str(ctx.render(spec.url)),
+            shown=shown_url(spec.url, spec.query),
             headers=render_pairs(spec.headers, ctx) or {},
             query=render_pairs(spec.query, ctx) or {},
             json=ctx.render(spec.json),
@@ -375,7 +432,7 @@ class HttpExecutor:
             max_response_bytes=spec.max_response_bytes,
         )
         exchange = send(request, ctx)
-        check_status(request.method, exchange.url, exchange.result, spec.expect)
+        check_status(request.method, exchange.shown, exchange.result, spec.expect)
         return exchange.result
 
 

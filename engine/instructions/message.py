@@ -6,7 +6,8 @@ keep messages nobody listened for). ``amqp``, ``mqtt`` and ``nats`` fail with a 
 until their integrations land. This module owns one Redis client (and its connection pool) per
 (process, URL, timeout) and the classification: cannot connect -> ``connection``, no answer in
 time -> ``timeout`` (both retryable), refused credentials or anything else -> ``error``.
-Messages name the broker by host, port and database, never by the URL.
+Messages name the broker by host, port and database, never by the URL, and the channel as
+written in the task.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class MessageExecutor:
         url = str(ctx.render(spec.url))
         channel = str(ctx.render(spec.to))
         payload = _encode(ctx.render(spec.body))
-        where = f"redis {describe(url)} channel {channel!r}"
+        where = f"redis {describe(url)} channel {spec.to!r}"  # as written: no rendered secret
         try:
             receivers = _client(url, ctx.timeout).publish(channel, payload)
         except (redis.RedisError, ValueError) as exc:  # ValueError: a malformed URL

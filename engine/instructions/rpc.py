@@ -19,6 +19,7 @@ from engine.instructions.http import (
     render_auth,
     render_pairs,
     send,
+    shown_url,
 )
 from engine.language.model import RpcSpec
 
@@ -55,24 +56,26 @@ class RpcExecutor:
         request = HttpRequest(
             method="POST",
             url=str(ctx.render(spec.url)),
+            shown=shown_url(spec.url),
             headers=render_pairs(spec.headers, ctx) or {},
             json=payload,
             auth=render_auth(spec.auth, ctx),
         )
-        return _read_reply(method, send(request, ctx), ctx.idempotency_key)
+        return _read_reply(spec.method, send(request, ctx), ctx.idempotency_key)
 
 
 def _read_reply(method: str, exchange: Exchange, call_id: str) -> Any:
+    """``method`` is as written in the task, like the URL messages show."""
     # Many servers answer a JSON-RPC error with HTTP 500: the error member is the better
     # account of what happened, and a server-declared error is not a transient failure.
     reply = exchange.result["body"]
-    where = f"rpc {method!r} at {exchange.url}"
+    where = f"rpc {method!r} at {exchange.shown}"
     if isinstance(reply, dict) and "error" in reply:
         error = reply["error"]
         text = error.get("message", excerpt(error)) if isinstance(error, dict) else excerpt(error)
         code = f" {error['code']}" if isinstance(error, dict) and "code" in error else ""
         raise InstructionError(f"{where}: error{code}: {text}", result=error)
-    check_status("POST", exchange.url, exchange.result)
+    check_status("POST", exchange.shown, exchange.result)
     if exchange.result.get("truncated"):
         raise InstructionError(f"{where}: the reply exceeded the response size limit")
     if not isinstance(reply, dict) or "result" not in reply:

@@ -174,7 +174,9 @@ def _set(reader: Reader, node: Node, path: str) -> SetSpec | None:
                 join(path, key),
                 f"set key '{key}' must be a dotted path like 'greeting' or 'totals.count'",
             )
-    return SetSpec(values=reader.template_pairs(node, path, "set"))
+    values = reader.template_pairs(node, path, "set")
+    reader.stored(node, path, "set value")
+    return SetSpec(values=values)
 
 
 _SPECS: dict[str, Any] = {

@@ -17,6 +17,7 @@ from engine.expressions import check_predicate, check_template, is_template
 from engine.language.durations import parse_duration
 from engine.language.model import Mark
 from engine.language.yamlnodes import Node, join
+from engine.secrets import reads_secrets, stored_use_problem
 
 DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -206,10 +207,31 @@ class Reader:
         return not is_template(text) or self._parses(node, path, text, check_template, "template")
 
     def predicate(self, node: Node, path: str, what: str) -> str | None:
+        """A bare-expression predicate; one that reads secrets is refused (see ``stored``)."""
         text = self.string(node, path, what)
         if text is None or not self._parses(node, path, text, check_predicate, what):
             return None
+        if reads_secrets(text, predicate=True):
+            self.error(node.mark, path, stored_use_problem(f"{what} {text!r}"))
+            return None
         return text
+
+    def stored(self, node: Node, path: str, what: str) -> bool:
+        """Report each template under ``node`` that reads secrets: its value would be stored.
+
+        Returns:
+            True when none does.
+        """
+        if node.is_mapping:
+            return all([self.stored(child, join(path, key), what)
+                        for key, child in node.value.items()])
+        if node.is_sequence:
+            return all([self.stored(child, f"{path}[{i}]", what)
+                        for i, child in enumerate(node.value)])
+        if isinstance(node.value, str) and reads_secrets(node.value):
+            self.error(node.mark, path, stored_use_problem(f"{what} {node.value!r}"))
+            return False
+        return True
 
     def _parses(self, node: Node, path: str, text: str, check: Any, what: str) -> bool:
         try:

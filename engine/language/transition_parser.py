@@ -67,7 +67,7 @@ def _wait(reader: Reader, node: Node, path: str) -> WaitCondition | None:
         return None
     return WaitCondition(
         duration=reader.get(fields, "duration", path, _duration(reader)),
-        until=reader.get(fields, "until", path, reader.template),
+        until=reader.get(fields, "until", path, _stored_template(reader)),
     )
 
 
@@ -93,10 +93,20 @@ def _subscribe(reader: Reader, node: Node, path: str) -> SubscribeCondition | No
         return None
     return SubscribeCondition(
         event=reader.need(fields, "event", node, path, "subscribe", reader.name),
-        correlate=reader.get(fields, "correlate", path, reader.template),
+        correlate=reader.get(fields, "correlate", path, _stored_template(reader)),
         match=reader.get(fields, "match", path, reader.predicate),
         save_as=reader.get(fields, "save_as", path, reader.dotted_path),
     )
+
+
+def _stored_template(reader: Reader) -> Any:
+    """A template whose rendered value is stored (the due time, the correlation value)."""
+
+    def read(node: Node, path: str, what: str) -> str | None:
+        text = reader.template(node, path, what)
+        return text if text is None or reader.stored(node, path, what) else None
+
+    return read
 
 
 def _when(reader: Reader, node: Node, path: str) -> WhenCondition | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import conditions, expressions, instructions
+from engine import conditions, expressions, instructions, secrets
 from engine.backoff import retry_delay, should_retry
 from engine.budgets import TemplateLimits
 from engine.clock import Clock, from_iso, to_iso
@@ -51,7 +51,7 @@ class Step(PollRacing):
         self.store, self.clock, self.pool, self.settings = store, clock, pool, settings
         self.run = run
         self.task = run.task
-        self.secrets = expressions.Secrets(self.settings.secrets_prefix)
+        self.secrets = secrets.Secrets(self.settings.secrets_prefix)
         self.batch = Batch()
         self.transitions = 0
         self.started = time.monotonic()
@@ -240,7 +240,7 @@ class Step(PollRacing):
             result = instructions.execute(instruction, self._exec_context(instruction, attempt))
         except (InstructionError, ExpressionError) as exc:
             self._record_attempt(state, instruction, attempt, started, t0, exc)
-            cursor["last_error"] = {"message": str(exc),
+            cursor["last_error"] = {"message": self._redact(str(exc)),
                                     "error_class": getattr(exc, "error_class", "error")}
             return False
         self._record_attempt(state, instruction, attempt, started, t0, None)
@@ -273,8 +273,7 @@ class Step(PollRacing):
     def _exec_context(self, instruction: Instruction, attempt: int) -> instructions.ExecContext:
         run = self.run
         return instructions.ExecContext(
-            render=lambda value: expressions.render(
-                value, self._context(), limits=self._template_limits()),
+            render=self._render_sent,
             timeout=instruction.timeout.total_seconds(),
             idempotency_key=f"{run.id}:{run.entry}:{instruction.name}",
             attempt=attempt,
@@ -429,6 +428,13 @@ class Step(PollRacing):
             now=self.clock.now(), **extra,
         )
 
+    def _render_sent(self, value: Any) -> Any:
+        """Render an instruction's option, noting what its secrets turned into (redacted from
+        whatever a far end echoes back)."""
+        rendered = expressions.render(value, self._context(), limits=self._template_limits())
+        self.secrets.note_rendered(value, rendered)
+        return rendered
+
     def _check_context(self, now: datetime | None = None) -> CheckContext:
         run, now = self.run, now or self.clock.now()
         entered = run.state_entered_at or now
@@ -456,5 +462,5 @@ class Step(PollRacing):
         return limits
 
     def _redact(self, value: Any) -> Any:
-        used = self.secrets.used_values
-        return expressions.redact(value, used) if used else value
+        """``value`` without any form of a secret: everything the step stores passes here."""
+        return secrets.redact(value, self.secrets.to_redact())

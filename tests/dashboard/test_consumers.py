@@ -28,6 +28,7 @@ from tests.services import require_service
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = (b"host", b"127.0.0.1")  # the page's own origin: the same scheme, host and port
 REDIS_URL = "redis://127.0.0.1:6379/11"
 WAIT = 5  # seconds: the poller looks every 0.5 s
 
@@ -47,7 +48,7 @@ def session_cookie(django_user_model):
 
 
 def communicator(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application(), "/ws/runs/", headers=list(headers))
+    return WebsocketCommunicator(application(), "/ws/runs/", headers=[HOST, *headers])
 
 
 async def connected(cookie) -> WebsocketCommunicator:

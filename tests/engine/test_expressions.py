@@ -4,14 +4,13 @@ import pytest
 
 from engine.errors import ExpressionError
 from engine.expressions import (
-    Secrets,
     build_context,
     check_predicate,
     check_template,
     evaluate,
-    redact,
     render,
 )
+from engine.secrets import Secrets
 
 
 def _context(**extra):
@@ -111,34 +110,6 @@ def test_bad_template_reports_reason_and_line():
     with pytest.raises(ExpressionError) as caught:
         check_template("a\n{{ input. }}")
     assert caught.value.line == 2
-
-
-def test_secrets_are_read_recorded_and_redacted():
-    ctx = _context()
-    secrets = ctx["secrets"]
-    headers = render({"Authorization": "Bearer {{ secrets.TOKEN }}"}, ctx)
-    assert headers == {"Authorization": "Bearer s3cr3t"}
-    assert secrets.used_values == {"s3cr3t"}
-    stored = redact({"request": [headers, ("s3cr3t",)], "n": 1}, secrets.used_values)
-    assert stored == {"request": [{"Authorization": "Bearer ***"}, ("***",)], "n": 1}
-
-
-def test_missing_secret_names_the_environment_variable():
-    with pytest.raises(ExpressionError) as caught:
-        render("{{ secrets.NOPE }}", _context())
-    assert caught.value.reason == (
-        "secret NOPE is not set (environment variable ASYNC_STATES_SECRET_NOPE)"
-    )
-
-
-def test_secrets_read_the_process_environment_with_a_prefix(monkeypatch):
-    monkeypatch.setenv("MY_PREFIX_KEY", "v")
-    secrets = Secrets(prefix="MY_PREFIX_")
-    assert secrets["KEY"] == "v" and "KEY" in list(secrets)
-
-
-def test_redact_ignores_empty_values():
-    assert redact("abc", {""}) == "abc"
 
 
 def test_filters_and_now():

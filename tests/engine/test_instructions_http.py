@@ -225,3 +225,26 @@ def test_proxies_from_the_environment_are_honoured(monkeypatch):
         http._environment_settings.cache_clear()
     assert proxied.get("http") == "http://127.0.0.1:3128"
     assert not bypassed.get("http")
+
+
+@pytest.mark.parametrize("route", ["status/500", "status/404"])
+def test_messages_show_the_url_and_query_as_written_never_as_sent(http_server, make_ctx, route):
+    values = {"{{ base }}": http_server.url(route), "{{ key }}": "k3y/with spaces&more"}
+    ctx = make_ctx(render=lambda value: _fake_render(value, values))
+    error = failure(HttpSpec(url="{{ base }}", query=(("key", "{{ key }}"),)), ctx)
+    assert str(error).startswith("GET {{ base }}?key={{ key }}: status ")
+    assert "k3y" not in str(error) and http_server.url(route) not in str(error)
+
+
+def test_a_refused_connection_keeps_only_its_root_cause(closed_port, make_ctx):
+    url = f"http://127.0.0.1:{closed_port}/x/k3y%2Fsecret?token=k3y"
+    ctx = make_ctx(render=lambda value: url if value == "{{ url }}" else value)
+    error = failure(HttpSpec(url="{{ url }}"), ctx)
+    assert str(error) == "GET {{ url }}: connection failed: Connection refused"
+
+
+def test_a_bad_rendered_url_is_not_quoted_in_the_message(make_ctx):
+    ctx = make_ctx(render=lambda value: "no scheme k3y" if value == "{{ url }}" else value)
+    error = failure(HttpSpec(url="{{ url }}"), ctx)
+    assert str(error) == "GET {{ url }}: cannot build the request: the URL is not valid " \
+        "(InvalidURL)"

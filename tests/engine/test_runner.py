@@ -414,6 +414,20 @@ def test_secrets_never_reach_history(runner, store, clock, http, monkeypatch):
     assert run.data["price"] == {"echo": "Bearer ***"}
 
 
+def test_values_derived_from_secrets_and_echoed_back_are_redacted(
+        runner, store, clock, http, monkeypatch):
+    monkeypatch.setenv("ASYNC_STATES_SECRET_TOKEN", "s3cr3t-value")
+    http.answers = [lambda spec, ctx: {
+        "reversed": ctx.render("id={{ secrets.TOKEN | reverse }}&n={{ input.n }}"),
+        "slice": ctx.render({"h": ["{{ secrets.TOKEN[2:10] }}"]})["h"][0],
+        "short": ctx.render("{{ secrets.TOKEN[:4] }}")}]
+    text = BRANCH.replace("when: \"data.price.body.amount > 100\"", "when: \"false\"")
+    run = new_run(text, clock.now(), input={"n": 12})
+    runner.advance(run)
+    # Pieces of 8 characters or more are redacted in every form; shorter ones cannot be.
+    assert run.data["price"] == {"reversed": "id=***&n=12", "slice": "***", "short": "s3cr"}
+
+
 def test_a_when_declared_first_beats_an_unconditional_transition_checked_later(
         runner, store, clock, http):
     def slow(spec, ctx):
