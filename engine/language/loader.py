@@ -11,6 +11,7 @@ from os import PathLike
 from pathlib import Path
 
 from engine.errors import Problem, SpecError
+from engine.language.limits import DEFAULT_LIMITS, ReaderLimits
 from engine.language.model import TaskDef
 from engine.language.parser import parse_task
 from engine.language.serialise import task_from_dict, task_to_dict
@@ -53,20 +54,26 @@ class Report:
         return not self.errors
 
 
-def validate_text(text: str, source: str = "<string>") -> Report:
+def validate_text(
+    text: str, source: str = "<string>", limits: ReaderLimits = DEFAULT_LIMITS
+) -> Report:
     """Parse and check a task definition, collecting every problem.
+
+    Any text ends here in bounded time and memory: what ``limits`` refuses is a problem, as
+    is every malformed or out-of-range value; nothing else is raised.
 
     Args:
         text: the YAML source of one task.
         source: the file name or label used in marks and messages.
+        limits: the reader's bounds (size, depth, nodes, aliases, lengths, counts).
 
     Returns:
         A ``Report``; graph checks run only when the document parsed without errors.
     """
-    root, problems = read_yaml(text, source)
+    root, problems = read_yaml(text, source, limits)
     task = None
     if root is not None:
-        task, parse_problems = parse_task(root, source)
+        task, parse_problems = parse_task(root, source, limits)
         problems += parse_problems
         if task is not None and not _has_errors(problems):
             problems += validate(task, MarkIndex(root, source))

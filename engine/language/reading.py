@@ -15,9 +15,20 @@ from typing import Any
 from engine.errors import ExpressionError, Problem
 from engine.expressions import check_predicate, check_template, is_template
 from engine.language.durations import parse_duration
+from engine.language.limits import (
+    DEFAULT_LIMITS,
+    MAX_PROBLEMS,
+    ReaderLimits,
+    shorten,
+)
 from engine.language.model import Mark
 from engine.language.yamlnodes import Node, join
 
+# The largest whole number a count, a version or a size may be: a PostgreSQL integer column.
+MAX_COUNT = 2**31 - 1
+# The largest growth factor of a backoff: delays grow as factor ** attempt, and any larger
+# factor reaches a day's delay within a handful of attempts anyway.
+MAX_FACTOR = 1_000.0
 DOTTED_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -32,22 +43,25 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"'{value}'"
+        return f"'{shorten(value)}'"
     return repr(value)
 
 
 class Reader:
     """Collects problems for one source while the parser reads its nodes."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, limits: ReaderLimits = DEFAULT_LIMITS):
         self.source = source
+        self.limits = limits
         self.problems: list[Problem] = []
         # (mapping mark, key) pairs already suggested for a misspelt key: a required key that
         # is missing because it was misspelt is reported once, as the misspelling.
         self._suggested: set[tuple[Mark, str]] = set()
 
     def error(self, mark: Mark, path: str, message: str, severity: str = "error") -> None:
-        self.problems.append(Problem(self.source, mark.line, mark.column, path, message, severity))
+        if len(self.problems) < MAX_PROBLEMS:
+            problem = Problem(self.source, mark.line, mark.column, path, message, severity)
+            self.problems.append(problem)
 
     def fields(
         self, node: Node, path: str, allowed: frozenset[str], what: str
@@ -72,7 +86,8 @@ class Reader:
             if close
             else f"allowed keys: {', '.join(sorted(allowed))}"
         )
-        self.error(node.key_marks[key], join(path, key), f"unknown key '{key}' in {what}; {hint}")
+        message = f"unknown key '{shorten(key)}' in {what}; {hint}"
+        self.error(node.key_marks[key], join(path, key), message)
 
     def require(
         self, fields: dict[str, Node], key: str, parent: Node, path: str, what: str
@@ -118,32 +133,46 @@ class Reader:
         """A plain identifier-like name: letters, digits, ``_ . -``."""
         text = self.string(node, path, what)
         if text is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
-            self.error(node.mark, path, f"{what} '{text}' may use only letters, digits, _ . -")
+            message = f"{what} '{shorten(text)}' may use only letters, digits, _ . -"
+            self.error(node.mark, path, message)
             return None
         return text
 
     def dotted_path(self, node: Node, path: str, what: str) -> str | None:
         text = self.string(node, path, what)
         if text is not None and not DOTTED_PATH.match(text):
-            self.error(
-                node.mark, path, f"{what} '{text}' must be a dotted path like 'order' or 'a.b'"
-            )
+            message = f"{what} '{shorten(text)}' must be a dotted path like 'order' or 'a.b'"
+            self.error(node.mark, path, message)
             return None
         return text
 
-    def integer(self, node: Node, path: str, what: str, minimum: int = 1) -> int | None:
+    def integer(
+        self, node: Node, path: str, what: str, minimum: int = 1, maximum: int = MAX_COUNT
+    ) -> int | None:
+        """A whole number in ``[minimum, maximum]``; the default maximum is what a database
+        integer column holds, so a version or a count can always be stored."""
         value = node.value
         if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-            return value
+            return self._at_most(node, path, what, maximum)
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         self.wrong(node, path, what, expected)
         return None
 
-    def number(self, node: Node, path: str, what: str, minimum: float) -> float | None:
+    def number(
+        self, node: Node, path: str, what: str, minimum: float, maximum: float = MAX_FACTOR
+    ) -> float | None:
         value = node.value
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum:
-            return float(value)
+            at_most = self._at_most(node, path, what, maximum)
+            return None if at_most is None else float(at_most)
         self.wrong(node, path, what, f"a number >= {minimum:g}")
+        return None
+
+    def _at_most(self, node: Node, path: str, what: str, maximum: float) -> Any:
+        if node.value <= maximum:
+            return node.value
+        figure = f"{int(maximum):,}" if float(maximum).is_integer() else f"{maximum:g}"
+        self.wrong(node, path, what, f"at most {figure}")
         return None
 
     def boolean(self, node: Node, path: str, what: str) -> bool | None:
@@ -215,6 +244,6 @@ class Reader:
         try:
             check(text)
         except ExpressionError as exc:
-            self.error(node.mark, path, f"{what} {text!r} does not parse: {exc.reason}")
+            self.error(node.mark, path, f"{what} {shorten(text)!r} does not parse: {exc.reason}")
             return False
         return True

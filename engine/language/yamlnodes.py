@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from engine.errors import Problem
+from engine.language.limits import DEFAULT_LIMITS, MAX_PROBLEMS, ReaderLimits, over_limit, shorten
 from engine.language.model import Mark
+from engine.language.scalars import scalar_value
 
 
 class _TaskLoader(yaml.SafeLoader):
@@ -65,6 +67,11 @@ class Node:
         return self.value
 
 
+# Validation cites nodes at most this deep (states.a.transitions[0].poll.on_error is 6): the
+# index stops there, so a deep free-form value (a `set` body) adds no paths to it.
+_INDEX_DEPTH = 8
+
+
 class MarkIndex:
     """Where every value and every mapping key of a document was written, by dotted path.
 
@@ -76,18 +83,20 @@ class MarkIndex:
         self.values: dict[str, Mark] = {}
         self.keys: dict[str, Mark] = {}
         if root is not None:
-            self._add(root, "")
+            self._add(root, "", 0)
 
-    def _add(self, node: Node, path: str) -> None:
+    def _add(self, node: Node, path: str, depth: int) -> None:
         self.values[path] = node.mark
+        if depth >= _INDEX_DEPTH:
+            return
         if node.is_mapping:
             for key, child in node.value.items():
                 child_path = join(path, key)
                 self.keys[child_path] = node.key_marks[key]
-                self._add(child, child_path)
+                self._add(child, child_path, depth + 1)
         elif node.is_sequence:
             for index, child in enumerate(node.value):
-                self._add(child, f"{path}[{index}]")
+                self._add(child, f"{path}[{index}]", depth + 1)
 
     def value(self, path: str) -> Mark:
         """The mark of the value at ``path``, else of its nearest recorded ancestor."""
@@ -110,51 +119,74 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def read_yaml(text: str, source: str = "<string>") -> tuple[Node | None, list[Problem]]:
-    """Compose one YAML document into a ``Node`` tree.
+def read_yaml(
+    text: str, source: str = "<string>", limits: ReaderLimits = DEFAULT_LIMITS
+) -> tuple[Node | None, list[Problem]]:
+    """Compose one YAML document into a ``Node`` tree, within ``limits``.
 
     Args:
         text: the YAML source.
         source: a file name or label, carried into every ``Mark`` and ``Problem``.
+        limits: the size, depth, node, alias and length bounds to read within.
 
     Returns:
-        The root node (``None`` when the text is empty or not valid YAML) and the problems found:
-        a syntax error, more than one document, unsupported tags, duplicate keys.
+        The root node (``None`` when the text is empty, not valid YAML or over a structural
+        limit) and the problems found: a syntax error, more than one document, unsupported
+        tags, duplicate keys, values out of range, a limit exceeded.
     """
+    too_big = _size_problem(text, source, limits)
+    if too_big is not None:
+        return None, [too_big]
     try:
         loader = _TaskLoader(text)  # checks every character up front
     except yaml.reader.ReaderError as exc:
         return None, [_reader_problem(exc, text, source)]
+    composer = _Composer(loader, source, limits)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, [_problem(source, 1, 1, "", _EMPTY)]
-        converter = _Converter(loader, source)
-        return converter.convert(root, ""), converter.problems
+        root = composer.single_document()
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(exc, source)]
+    except _Refused as exc:
+        return None, [exc.problem]
     finally:
         loader.dispose()
+    if root is None:
+        return None, [_problem(source, 1, 1, "", _EMPTY)]
+    return root, composer.problems
 
 
 _EMPTY = "the file is empty; a task needs at least name, version, start_state and states"
+
+
+def source_size(text: str) -> int:
+    """``text``'s size in UTF-8 bytes (a lone surrogate, which YAML refuses later, counts 3)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _size_problem(text: str, source: str, limits: ReaderLimits) -> Problem | None:
+    # Every character is at least one byte: a text longer than the limit is over it without
+    # encoding a copy of it.
+    if len(text) > limits.max_source_bytes:
+        what = f"the file is too big (more than {limits.max_source_bytes:,} bytes)"
+    elif (size := source_size(text)) > limits.max_source_bytes:
+        what = f"the file is too big ({size:,} bytes)"
+    else:
+        return None
+    return _problem(source, 1, 1, "", over_limit(limits, "max_source_bytes", what))
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     reason = exc.problem or exc.context or "unreadable YAML"
-    if "expected a single document" in (exc.context or ""):
-        reason = "the file holds more than one YAML document; put one task per file"
     return _problem(source, line, column, "", f"YAML syntax error: {reason}")
 
 
 def _reader_problem(exc: yaml.reader.ReaderError, text: str, source: str) -> Problem:
     """A character YAML does not allow (a control character, a stray byte): PyYAML reports
     it by offset, so turn that into a line and column."""
-    before = text[: exc.position]
-    line = before.count("\n") + 1
-    column = exc.position - (before.rfind("\n") + 1) + 1
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
     code = exc.character if isinstance(exc.character, int) else ord(exc.character)
     return _problem(source, line, column, "", f"character #x{code:04x} is not allowed in YAML; "
                     "remove it or quote it as an escape (\\x..) in a double-quoted string")
@@ -164,72 +196,217 @@ def _problem(source: str, line: int, column: int, path: str, message: str) -> Pr
     return Problem(source=source, line=line, column=column, path=path, message=message)
 
 
-_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+class _Refused(Exception):
+    """A structural limit or an alias error: reading stops, with this one problem."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(problem.message)
 
 
-class _Converter:
-    """Turns composed PyYAML nodes into ``Node`` values, collecting problems as it goes."""
+_PLAIN_TAGS = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_SKIP = object()  # the pending key of a pair whose value is read and dropped
 
-    def __init__(self, loader: _TaskLoader, source: str):
+
+@dataclass(slots=True)
+class _Open:
+    """A mapping or sequence whose end event has not come yet."""
+
+    mark: Mark
+    path: str
+    anchor: str | None
+    items: Any  # dict[str, Node] for a mapping, list[Node] for a sequence
+    tag_problem: bool = False
+    key_marks: dict[str, Mark] = field(default_factory=dict)
+    key: Any = None  # a mapping's pending key: None (expecting a key), a str, or _SKIP
+    key_mark: Mark | None = None
+    size: int = 1  # nodes below and including this one, aliases expanded
+
+
+@dataclass(slots=True)
+class _Anchor:
+    node: Node | None  # None while the anchored collection is still open
+    size: int
+    mark: Mark
+    raw: str | None = None  # a scalar's text as written, for use as a key
+
+
+class _Composer:
+    """Builds ``Node`` trees from the parser's events without recursion, within limits.
+
+    PyYAML's own composer recurses once per nesting level (a few thousand ``[`` overflow
+    Python's stack), and expands nothing but lets aliases share nodes, so a "billion laughs"
+    document costs nothing until something walks it. This composer checks depth as each
+    collection opens, counts every node with aliases expanded, and refuses an alias to a
+    collection still open (a cycle) — each before the work it would cause is done. Aliases
+    still share their ``Node``: the counted size is what later walks cost.
+    """
+
+    def __init__(self, loader: _TaskLoader, source: str, limits: ReaderLimits):
         self.loader = loader
         self.source = source
+        self.limits = limits
         self.problems: list[Problem] = []
+        self.anchors: dict[str, _Anchor] = {}
+        self.stack: list[_Open] = []
+        self.nodes = 0
+        self.aliases = 0
 
-    def mark(self, yaml_node: yaml.Node) -> Mark:
-        start = yaml_node.start_mark
+    def mark(self, event: yaml.Event) -> Mark:
+        start = event.start_mark
         return Mark(self.source, start.line + 1, start.column + 1)
 
-    def convert(self, yaml_node: yaml.Node, path: str) -> Node:
-        if yaml_node.tag not in _PLAIN_TAGS and not isinstance(yaml_node, yaml.ScalarNode):
-            mark = self.mark(yaml_node)
-            message = f"unsupported YAML: the tag '{yaml_node.tag}' is not allowed"
+    def report(self, mark: Mark, path: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(_problem(self.source, mark.line, mark.column, path, message))
-            return Node(None, mark)
-        if isinstance(yaml_node, yaml.MappingNode):
-            return self._mapping(yaml_node, path)
-        if isinstance(yaml_node, yaml.SequenceNode):
-            items = [self.convert(child, f"{path}[{i}]") for i, child in enumerate(yaml_node.value)]
-            return Node(items, self.mark(yaml_node))
-        return Node(self._scalar(yaml_node, path), self.mark(yaml_node))
 
-    def _scalar(self, yaml_node: yaml.Node, path: str) -> Any:
-        try:
-            return self.loader.construct_object(yaml_node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            mark = self.mark(yaml_node)
-            message = f"unsupported YAML: {exc.problem}"
-            self.problems.append(_problem(self.source, mark.line, mark.column, path, message))
+    def refuse(self, mark: Mark, path: str, message: str) -> _Refused:
+        return _Refused(_problem(self.source, mark.line, mark.column, path, message))
+
+    def single_document(self) -> Node | None:
+        self.loader.get_event()  # stream start
+        root = None
+        if not self.loader.check_event(yaml.StreamEndEvent):
+            self.loader.get_event()  # document start
+            root = self.document()
+            self.loader.get_event()  # document end
+        if not self.loader.check_event(yaml.StreamEndEvent):
+            second = self.mark(self.loader.get_event())
+            raise self.refuse(second, "", "YAML syntax error: the file holds more than one YAML "
+                              "document; put one task per file")
+        return root
+
+    def document(self) -> Node:
+        while True:
+            event = self.loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                self.open(event)
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                node, size, raw = self.close(), self.stack[-1].size, None
+                self.stack.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                node, size, raw = self.alias(event)
+            else:
+                node, size, raw = self.scalar(event), 1, event.value
+            if not self.stack:
+                return node
+            self.attach(node, size, raw)
+
+    def child_path(self) -> str:
+        if not self.stack:
+            return ""
+        parent = self.stack[-1]
+        if isinstance(parent.items, list):
+            return f"{parent.path}[{len(parent.items)}]"
+        return join(parent.path, parent.key) if isinstance(parent.key, str) else parent.path
+
+    def count(self, size: int, mark: Mark, path: str) -> None:
+        self.nodes += size
+        if self.nodes > self.limits.max_nodes:
+            what = "the document has too many values (aliases count as the values they repeat)"
+            raise self.refuse(mark, path, over_limit(self.limits, "max_nodes", what))
+
+    def open(self, event: yaml.CollectionStartEvent) -> None:
+        mark, path = self.mark(event), self.child_path()
+        if len(self.stack) >= self.limits.max_depth:
+            what = "mappings and lists are nested too deeply"
+            raise self.refuse(mark, path, over_limit(self.limits, "max_depth", what))
+        self.count(1, mark, path)
+        mapping = isinstance(event, yaml.MappingStartEvent)
+        opened = _Open(mark, path, event.anchor, {} if mapping else [])
+        if event.tag not in _PLAIN_TAGS:
+            self.report(mark, path, f"unsupported YAML: the tag '{shorten(event.tag)}' is not "
+                        "allowed")
+            opened.tag_problem = True
+        if event.anchor is not None:
+            self.define(event.anchor, _Anchor(None, 0, mark), mark, path)
+        self.stack.append(opened)
+
+    def close(self) -> Node:
+        opened = self.stack[-1]
+        if opened.tag_problem:
+            node = Node(None, opened.mark)
+        else:
+            node = Node(opened.items, opened.mark, opened.key_marks)
+        if opened.anchor is not None:
+            self.anchors[opened.anchor] = _Anchor(node, opened.size, opened.mark)
+        return node
+
+    def define(self, anchor: str, entry: _Anchor, mark: Mark, path: str) -> None:
+        first = self.anchors.get(anchor)
+        if first is not None:
+            raise self.refuse(mark, path, f"the anchor '&{shorten(anchor)}' is defined twice "
+                              f"(first at line {first.mark.line}); give each anchor its own name")
+        self.anchors[anchor] = entry
+
+    def alias(self, event: yaml.AliasEvent) -> tuple[Node, int, str | None]:
+        mark, path = self.mark(event), self.child_path()
+        self.aliases += 1
+        if self.aliases > self.limits.max_aliases:
+            what = "the file uses too many aliases (*name)"
+            raise self.refuse(mark, path, over_limit(self.limits, "max_aliases", what))
+        anchor = self.anchors.get(event.anchor)
+        name = shorten(event.anchor)
+        if anchor is None:
+            raise self.refuse(mark, path, f"the alias '*{name}' has no anchor '&{name}' before "
+                              "it; define the anchor first")
+        if anchor.node is None:
+            raise self.refuse(mark, path, f"the alias '*{name}' is inside the value it repeats "
+                              "(a recursive alias); a task file cannot hold a cycle")
+        self.count(anchor.size, mark, path)
+        return anchor.node, anchor.size, anchor.raw
+
+    def scalar(self, event: yaml.ScalarEvent) -> Node:
+        mark, path = self.mark(event), self.child_path()
+        self.count(1, mark, path)
+        node = Node(self.scalar_value(event, mark, path), mark)
+        if event.anchor is not None:
+            self.define(event.anchor, _Anchor(node, 1, mark, event.value), mark, path)
+        return node
+
+    def scalar_value(self, event: yaml.ScalarEvent, mark: Mark, path: str) -> Any:
+        if self.expecting_key():
+            return event.value  # keys are read as written: `on:` stays 'on'
+        if len(event.value) > self.limits.max_string_chars:
+            what = f"this value is too long ({len(event.value):,} characters)"
+            self.report(mark, path, over_limit(self.limits, "max_string_chars", what))
             return None
+        value, reason = scalar_value(self.loader, event)
+        if reason is not None:
+            self.report(mark, path, reason)
+        return value
 
-    def _mapping(self, yaml_node: yaml.MappingNode, path: str) -> Node:
-        values: dict[str, Node] = {}
-        key_marks: dict[str, Mark] = {}
-        for key_node, value_node in yaml_node.value:
-            key_mark = self.mark(key_node)
-            key = self._key(key_node, key_mark, path)
-            if key is None:
-                continue
-            if key in values:
-                first = key_marks[key]
-                self.problems.append(
-                    _problem(
-                        self.source,
-                        key_mark.line,
-                        key_mark.column,
-                        join(path, key),
-                        f"duplicate key '{key}' (first written at line {first.line}); "
-                        "keep only one",
-                    )
-                )
-                continue
-            key_marks[key] = key_mark
-            values[key] = self.convert(value_node, join(path, key))
-        return Node(values, self.mark(yaml_node), key_marks)
+    def expecting_key(self) -> bool:
+        parent = self.stack[-1] if self.stack else None
+        return parent is not None and isinstance(parent.items, dict) and parent.key is None
 
-    def _key(self, key_node: yaml.Node, mark: Mark, path: str) -> str | None:
-        if isinstance(key_node, yaml.ScalarNode):
-            return str(key_node.value)
-        self.problems.append(
-            _problem(self.source, mark.line, mark.column, path, "mapping keys must be plain text")
-        )
-        return None
+    def attach(self, node: Node, size: int, raw: str | None) -> None:
+        parent = self.stack[-1]
+        parent.size += size
+        if isinstance(parent.items, list):
+            parent.items.append(node)
+        elif parent.key is None:
+            parent.key, parent.key_mark = self.key(parent, node, raw), node.mark
+        else:
+            if parent.key is not _SKIP:
+                parent.items[parent.key] = node
+                parent.key_marks[parent.key] = parent.key_mark
+            parent.key = None
+
+    def key(self, parent: _Open, node: Node, raw: str | None) -> Any:
+        """The key a mapping's next value goes under, or ``_SKIP`` when it has none."""
+        if raw is None or node.is_mapping or node.is_sequence:
+            self.report(node.mark, parent.path, "mapping keys must be plain text")
+            return _SKIP
+        path = join(parent.path, shorten(raw))
+        if len(raw) > self.limits.max_key_chars:
+            what = f"this key is too long ({len(raw):,} characters)"
+            self.report(node.mark, path, over_limit(self.limits, "max_key_chars", what))
+            return _SKIP
+        first = parent.key_marks.get(raw)
+        if first is not None:
+            self.report(node.mark, join(parent.path, raw), f"duplicate key '{shorten(raw)}' "
+                        f"(first written at line {first.line}); keep only one")
+            return _SKIP
+        return raw
