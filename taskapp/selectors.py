@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 
 from engine.language.model import TaskDef
@@ -23,6 +24,15 @@ FINISHED_STATUSES = sorted(str(s) for s in FINISHED)
 
 # Run columns the API never reads: engine-private progress and the lease machinery.
 _PRIVATE = ("cursor", "lease_owner", "lease_expires_at", "version", "signal")
+
+
+def schema_ready() -> bool:
+    """Whether the database holds the task definitions table, i.e. ``migrate`` has run.
+
+    Raises:
+        django.db.DatabaseError: the database cannot be reached.
+    """
+    return models.TaskDefinition._meta.db_table in connection.introspection.table_names()
 
 
 def runs_list() -> QuerySet[models.Run]:

@@ -167,12 +167,17 @@ def _size_problem(text: str, source: str, limits: ReaderLimits) -> Problem | Non
     # Every character is at least one byte: a text longer than the limit is over it without
     # encoding a copy of it.
     if len(text) > limits.max_source_bytes:
-        what = f"the file is too big (more than {limits.max_source_bytes:,} bytes)"
-    elif (size := source_size(text)) > limits.max_source_bytes:
-        what = f"the file is too big ({size:,} bytes)"
-    else:
-        return None
-    return _problem(source, 1, 1, "", over_limit(limits, "max_source_bytes", what))
+        return _problem(source, 1, 1, "", too_big(limits, len(text), True))
+    size = source_size(text)
+    if size > limits.max_source_bytes:
+        return _problem(source, 1, 1, "", too_big(limits, size, False))
+    return None
+
+
+def too_big(limits: ReaderLimits, size: int, at_least: bool) -> str:
+    """The message for a file of ``size`` bytes (``at_least``: or more) over the size limit."""
+    what = f"more than {limits.max_source_bytes:,}" if at_least else f"{size:,}"
+    return over_limit(limits, "max_source_bytes", f"the file is too big ({what} bytes)")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> Problem:
