@@ -141,11 +141,13 @@ def _retention(reader: Reader) -> Any:
             return None
         # Days become timedeltas subtracted from now when runs are purged: keep them within
         # the same 100 years as durations (36,525 days).
-        count = _days(reader)
+        days = _days(reader)
         return Retention(
-            succeeded_days=reader.get(fields, "succeeded_days", path, count),
-            failed_days=reader.get(fields, "failed_days", path, count),
-            max_finished_runs=reader.get(fields, "max_finished_runs", path, count),
+            succeeded_days=reader.get(fields, "succeeded_days", path, days),
+            failed_days=reader.get(fields, "failed_days", path, days),
+            max_finished_runs=reader.get(
+                fields, "max_finished_runs", path, lambda n, p, w: reader.integer(n, p, w, 0)
+            ),
         )
 
     return read

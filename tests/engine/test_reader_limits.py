@@ -200,6 +200,7 @@ def test_version_and_retention_fit_their_columns():
         "2:10: version must be at most 2,147,483,647, got 2147483648")
     retention = task(head="retention: {failed_days: 36526}\n")
     assert "failed_days must be at most 36,525, got 36526" in first_error(retention)
+    assert validate(task(head="retention: {max_finished_runs: 2147483647}\n")).ok
 
 
 def test_state_names_like_off_survive():
