@@ -75,7 +75,7 @@ def validate_text(
     root, problems = read_yaml(text, source, limits)
     task = None
     if root is not None:
-        task, parse_problems = parse_task(root, source, limits)
+        task, parse_problems = parse_task(root, source, limits, problems)
         problems += parse_problems
         if task is not None and not _has_errors(problems):
             problems += validate(task, MarkIndex(root, source))

@@ -31,7 +31,10 @@ _REQUIRED = ("name", "version", "start_state", "states")
 
 
 def parse_task(
-    root: Node, source: str, limits: ReaderLimits = DEFAULT_LIMITS
+    root: Node,
+    source: str,
+    limits: ReaderLimits = DEFAULT_LIMITS,
+    read_problems: list[Problem] | tuple[Problem, ...] = (),
 ) -> tuple[TaskDef | None, list[Problem]]:
     """Read a whole task document.
 
@@ -39,11 +42,12 @@ def parse_task(
         root: the document's root node, from ``yamlnodes.read_yaml``.
         source: the file name carried into the ``TaskDef`` and every problem.
         limits: the bounds on the number of states, instructions and transitions.
+        read_problems: what reading the YAML found; nothing more is said at those places.
 
     Returns:
         The task (meaningful only when no error-severity problem was found) and the problems.
     """
-    reader = Reader(source, limits)
+    reader = Reader(source, limits, read_problems)
     if not root.is_mapping:
         reader.error(
             root.mark,

@@ -50,15 +50,26 @@ def describe(value: Any) -> str:
 class Reader:
     """Collects problems for one source while the parser reads its nodes."""
 
-    def __init__(self, source: str, limits: ReaderLimits = DEFAULT_LIMITS):
+    def __init__(
+        self,
+        source: str,
+        limits: ReaderLimits = DEFAULT_LIMITS,
+        read_problems: list[Problem] | tuple[Problem, ...] = (),
+    ):
         self.source = source
         self.limits = limits
         self.problems: list[Problem] = []
+        # Where reading the YAML already found a problem (a number out of range, a refused
+        # tag): the value there is None, and "must be a positive integer, got nothing" on top
+        # of "the number ... is too large" would only be noise.
+        self._read_marks = {(p.line, p.column) for p in read_problems}
         # (mapping mark, key) pairs already suggested for a misspelt key: a required key that
         # is missing because it was misspelt is reported once, as the misspelling.
         self._suggested: set[tuple[Mark, str]] = set()
 
     def error(self, mark: Mark, path: str, message: str, severity: str = "error") -> None:
+        if (mark.line, mark.column) in self._read_marks:
+            return
         if len(self.problems) < MAX_PROBLEMS:
             problem = Problem(self.source, mark.line, mark.column, path, message, severity)
             self.problems.append(problem)
