@@ -43,6 +43,9 @@ class ReaderLimits:
         max_states: states in one task [TASKFILE_MAX_STATES].
         max_instructions: instructions in one state [TASKFILE_MAX_INSTRUCTIONS].
         max_transitions: transitions of one state [TASKFILE_MAX_TRANSITIONS].
+        max_templates: templates and predicates in one task, each parsed at load time
+            [TASKFILE_MAX_TEMPLATES].
+        max_template_chars: their characters, all together [TASKFILE_MAX_TEMPLATE_CHARS].
     """
 
     max_source_bytes: int = 1_048_576
@@ -54,6 +57,8 @@ class ReaderLimits:
     max_states: int = 1_000
     max_instructions: int = 100
     max_transitions: int = 100
+    max_templates: int = 300
+    max_template_chars: int = 30_000
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -79,6 +84,8 @@ SETTING_NAMES = {
     "max_states": "TASKFILE_MAX_STATES",
     "max_instructions": "TASKFILE_MAX_INSTRUCTIONS",
     "max_transitions": "TASKFILE_MAX_TRANSITIONS",
+    "max_templates": "TASKFILE_MAX_TEMPLATES",
+    "max_template_chars": "TASKFILE_MAX_TEMPLATE_CHARS",
 }
 DEFAULT_LIMITS = ReaderLimits()
 assert set(SETTING_NAMES) == {f.name for f in fields(ReaderLimits)}

@@ -251,3 +251,21 @@ def test_read_source_stops_after_the_limit(tmp_path):
 def test_a_lone_surrogate_from_json_is_a_problem():
     report = validate("description: \ud800\n")
     assert report.errors[0].message.startswith("character #xd800 is not allowed in YAML")
+
+
+def test_templates_are_counted_and_measured():
+    sets = "".join(f"          k{i}: '{{{{ data.x }}}}'\n" for i in range(3))
+    text = task(state="    instructions:\n      - set:\n" + sets)
+    assert validate(text, limits=ReaderLimits(max_templates=3)).ok
+    assert first_error(text, max_templates=2) == (
+        "10:15: too many templates and predicates: the limit is 2 "
+        "(TASKFILE_MAX_TEMPLATES, default 300)")
+    assert first_error(text, max_template_chars=30) == (
+        "10:15: templates and predicates are too long in all: the limit is 30 "
+        "(TASKFILE_MAX_TEMPLATE_CHARS, default 30,000)")
+
+
+def test_a_template_nested_past_the_template_parser_is_a_problem():
+    deep = "{{ " + "(" * 1500 + "1" + ")" * 1500 + " }}"
+    text = task(state=f"    instructions:\n      - set: {{x: '{deep}'}}\n")
+    assert "nests too deeply to parse; split it up" in first_error(text)
