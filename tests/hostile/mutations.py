@@ -5,7 +5,7 @@ campaign applies one to three of them to a seed file (a shipped task, a test fix
 corpus file) or makes a file from nothing (random bytes, YAML-looking token soup). The
 mutations aim at what broke readers before: byte flips, duplication, truncation, nesting far
 past any limit, alias bombs and cycles, numbers past every range, giant strings, tags,
-byte-order marks and bytes that are not UTF-8.
+byte-order marks, bytes that are not UTF-8, and templates nested deep, long or many.
 
 ``**`` is taken out of every generated file: the power operator in a template is constant
 folded by Jinja at load time, which the template sandbox (not the reader) bounds.
@@ -175,6 +175,25 @@ def anchors(rng: random.Random, data: bytes) -> bytes:
     return data[:second] + b"*k " + data[second:]
 
 
+def template(rng: random.Random, data: bytes) -> bytes:
+    """Templates the sandbox parses at load time: nested deep, long, or many of them (never a
+    constant the template compiler could fold into a huge value)."""
+    depth = rng.choice([30, 300, 3000])
+    choice = rng.randrange(5)
+    if choice == 0:
+        piece = "'{{ " + "(" * depth + "data.x" + ")" * depth + " }}'"
+    elif choice == 1:
+        piece = "'{{ " + "-" * depth * 5 + "data.x }}'"
+    elif choice == 2:
+        piece = "'" + "{{ data.x }}" * depth * 3 + "'"
+    elif choice == 3:
+        piece = "'{% if data.x %}" * depth + "x" + "{% endif %}" * depth + "'"
+    else:
+        piece = "{" + ", ".join(f"t{i}: '{{{{ data.x + {i} }}}}'" for i in range(depth)) + "}"
+    at = _value_position(rng, data)
+    return data[:at] + piece.encode() + data[at:]
+
+
 def encoding(rng: random.Random, data: bytes) -> bytes:
     choice = rng.randrange(5)
     if choice == 0:
@@ -193,12 +212,12 @@ MUTATIONS: dict[str, Callable[[random.Random, bytes], bytes]] = {
     "delete": delete, "swap_lines": swap_lines, "reindent": reindent,
     "deep_nesting": deep_nesting, "alias_bomb": alias_bomb, "recursive_alias": recursive_alias,
     "huge_number": huge_number, "long_string": long_string, "tag": tag, "anchors": anchors,
-    "encoding": encoding,
+    "encoding": encoding, "template": template,
 }
 
 
 _LIGHT = ("token", "huge_number", "tag", "anchors", "duplicate", "long_string", "recursive_alias",
-          "alias_bomb", "deep_nesting")
+          "alias_bomb", "deep_nesting", "template")
 
 
 def random_bytes(rng: random.Random) -> bytes:
