@@ -56,7 +56,9 @@ def scalar_value(loader: yaml.SafeLoader, event: yaml.ScalarEvent) -> tuple[Any,
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
     try:
         value = loader.yaml_constructors[tag](loader, node)
-    except (yaml.YAMLError, ValueError, KeyError, ArithmeticError):
+    except (yaml.YAMLError, ValueError, KeyError, IndexError, ArithmeticError):
+        # PyYAML's constructors trust their resolvers: an explicit `!!int` on empty text
+        # raises IndexError, `!!bool maybe` KeyError, `!!float x` ValueError.
         return None, f"'{text}' is not a valid {tag.rsplit(':', 1)[-1]}"
     return _in_range(value, text)
 

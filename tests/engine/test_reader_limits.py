@@ -269,3 +269,8 @@ def test_a_template_nested_past_the_template_parser_is_a_problem():
     deep = "{{ " + "(" * 1500 + "1" + ")" * 1500 + " }}"
     text = task(state=f"    instructions:\n      - set: {{x: '{deep}'}}\n")
     assert "nests too deeply to parse; split it up" in first_error(text)
+
+
+@pytest.mark.parametrize("value", ["!!int", "!!float ''", "!!bool ''", "!!int +", "!!int 0x"])
+def test_an_explicit_tag_on_text_it_cannot_read_is_a_problem(value):
+    assert "is not a valid" in first_error(task(state=f"    timeout: {value}\n"))
