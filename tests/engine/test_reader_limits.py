@@ -274,3 +274,23 @@ def test_a_template_nested_past_the_template_parser_is_a_problem():
 @pytest.mark.parametrize("value", ["!!int", "!!float ''", "!!bool ''", "!!int +", "!!int 0x"])
 def test_an_explicit_tag_on_text_it_cannot_read_is_a_problem(value):
     assert "is not a valid" in first_error(task(state=f"    timeout: {value}\n"))
+
+
+def test_the_engine_never_hands_yaml_to_a_recursive_composer():
+    """PyYAML's load/compose functions recurse per nesting level and expand aliases: task text
+    goes only through engine.language.composer, which bounds both first."""
+    import ast
+    from pathlib import Path
+
+    recursive = {"load", "safe_load", "full_load", "unsafe_load", "load_all", "safe_load_all",
+                 "compose", "compose_all", "get_single_node", "get_single_data",
+                 "construct_document"}
+    engine = Path(__file__).resolve().parents[2] / "engine"
+    found = [
+        f"{path.relative_to(engine.parent)}:{node.lineno} {node.attr}"
+        for path in engine.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in recursive
+        and isinstance(node.value, ast.Name) and node.value.id in ("yaml", "loader", "self")
+    ]
+    assert found == []
