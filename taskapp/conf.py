@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 from engine.clock import Clock, SystemClock
+from engine.language.limits import SETTING_NAMES, ReaderLimits
 from engine.runner import EngineSettings
 
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +42,19 @@ DEFAULTS: dict[str, Any] = {
     # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs
     # by calling the services themselves).
     "DISPATCH": "queue",
+    # The task-file reader's bounds (engine.language.limits.ReaderLimits, docs/task-language.md
+    # "Limits"): any text ends in a definition or in problems, in bounded time and memory.
+    "TASKFILE_MAX_BYTES": 1_048_576,
+    "TASKFILE_MAX_DEPTH": 64,
+    "TASKFILE_MAX_NODES": 10_000,
+    "TASKFILE_MAX_ALIASES": 1_000,
+    "TASKFILE_MAX_KEY_CHARS": 256,
+    "TASKFILE_MAX_STRING_CHARS": 100_000,
+    "TASKFILE_MAX_STATES": 1_000,
+    "TASKFILE_MAX_INSTRUCTIONS": 100,
+    "TASKFILE_MAX_TRANSITIONS": 100,
+    "TASKFILE_MAX_TEMPLATES": 300,
+    "TASKFILE_MAX_TEMPLATE_CHARS": 30_000,
 }
 
 
@@ -69,6 +83,10 @@ class _Conf:
             template_max_operations=int(self.TEMPLATE_MAX_OPERATIONS),
             template_max_output=int(self.TEMPLATE_MAX_OUTPUT),
         )
+
+    def reader_limits(self) -> ReaderLimits:
+        """The task-file reader's bounds, as ``ASYNC_STATES`` sets them."""
+        return ReaderLimits(**{field: getattr(self, key) for field, key in SETTING_NAMES.items()})
 
 
 conf = _Conf()

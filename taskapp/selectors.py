@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 
 from engine.language import task_from_dict
@@ -58,6 +59,15 @@ def snapshot_of(run: models.Run) -> RunSnapshot:
 
 # Run columns the API never reads: engine-private progress and the lease machinery.
 _PRIVATE = ("cursor", "lease_owner", "lease_expires_at", "version", "signal")
+
+
+def schema_ready() -> bool:
+    """Whether the database holds the task definitions table, i.e. ``migrate`` has run.
+
+    Raises:
+        django.db.DatabaseError: the database cannot be reached.
+    """
+    return models.TaskDefinition._meta.db_table in connection.introspection.table_names()
 
 
 def runs_list() -> QuerySet[models.Run]:

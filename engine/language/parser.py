@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 from engine.errors import Problem
 from engine.language import vocabulary as v
 from engine.language.instruction_parser import parse_instruction
+from engine.language.limits import DEFAULT_LIMITS, ReaderLimits, over_limit, shorten
 from engine.language.model import Mark, Outcome, Retention, State, TaskDef
 from engine.language.reading import Reader, describe
 from engine.language.transition_parser import parse_transition
@@ -29,17 +30,24 @@ SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REQUIRED = ("name", "version", "start_state", "states")
 
 
-def parse_task(root: Node, source: str) -> tuple[TaskDef | None, list[Problem]]:
+def parse_task(
+    root: Node,
+    source: str,
+    limits: ReaderLimits = DEFAULT_LIMITS,
+    read_problems: list[Problem] | tuple[Problem, ...] = (),
+) -> tuple[TaskDef | None, list[Problem]]:
     """Read a whole task document.
 
     Args:
         root: the document's root node, from ``yamlnodes.read_yaml``.
         source: the file name carried into the ``TaskDef`` and every problem.
+        limits: the bounds on the number of states, instructions and transitions.
+        read_problems: what reading the YAML found; nothing more is said at those places.
 
     Returns:
         The task (meaningful only when no error-severity problem was found) and the problems.
     """
-    reader = Reader(source)
+    reader = Reader(source, limits, read_problems)
     if not root.is_mapping:
         reader.error(
             root.mark,
@@ -90,7 +98,7 @@ def _task_name(reader: Reader) -> Any:
             reader.error(
                 node.mark,
                 path,
-                f"bad task name '{name}': use lowercase letters, digits, _ . - "
+                f"bad task name '{shorten(name)}': use lowercase letters, digits, _ . - "
                 "(like order_fulfilment)",
             )
             return None
@@ -135,11 +143,15 @@ def _retention(reader: Reader) -> Any:
         fields = reader.fields(node, path, v.RETENTION_KEYS, "retention")
         if fields is None:
             return None
-        count = _minimum(reader, 0)
+        # Days become timedeltas subtracted from now when runs are purged: keep them within
+        # the same 100 years as durations (36,525 days).
+        days = _days(reader)
         return Retention(
-            succeeded_days=reader.get(fields, "succeeded_days", path, count),
-            failed_days=reader.get(fields, "failed_days", path, count),
-            max_finished_runs=reader.get(fields, "max_finished_runs", path, count),
+            succeeded_days=reader.get(fields, "succeeded_days", path, days),
+            failed_days=reader.get(fields, "failed_days", path, days),
+            max_finished_runs=reader.get(
+                fields, "max_finished_runs", path, lambda n, p, w: reader.integer(n, p, w, 0)
+            ),
         )
 
     return read
@@ -164,8 +176,8 @@ def _secret_name(reader: Reader) -> Any:
     return read
 
 
-def _minimum(reader: Reader, minimum: int) -> Any:
-    return lambda node, path, what: reader.integer(node, path, what, minimum)
+def _days(reader: Reader) -> Any:
+    return lambda node, path, what: reader.integer(node, path, what, 0, 36_525)
 
 
 def _outcome(reader: Reader, node: Node, path: str) -> Outcome | None:
@@ -194,7 +206,7 @@ def _state_name_ok(reader: Reader, parent: Node, name: str, path: str) -> bool:
     reader.error(
         parent.key_marks[name],
         join(path, name),
-        f"state name '{name}' may use only letters, digits, _ and -",
+        f"state name '{shorten(name)}' may use only letters, digits, _ and -",
     )
     return False
 
@@ -206,6 +218,8 @@ def _states(reader: Reader, finals: dict[str, tuple[Outcome, Mark]]) -> Any:
             return ()
         if not node.value:
             reader.error(node.mark, path, "states is empty; a task needs at least one state")
+            return ()
+        if not _within(reader, node, path, "max_states", "states"):
             return ()
         states = [
             _state(reader, name, child, join(path, name), finals.get(name), node.key_marks[name])
@@ -280,5 +294,16 @@ def _items(
     if not node.is_sequence:
         reader.wrong(node, path, f"{key} of state '{state}'", "a list")
         return ()
+    if not _within(reader, node, path, f"max_{key}", f"{key} of state '{state}'"):
+        return ()
     parsed = (parse(reader, child, f"{path}[{i}]", i, state) for i, child in enumerate(node.value))
     return tuple(item for item in parsed if item is not None)
+
+
+def _within(reader: Reader, node: Node, path: str, limit: str, what: str) -> bool:
+    """Whether the mapping or list ``node`` has at most ``limits.<limit>`` entries."""
+    if len(node.value) <= getattr(reader.limits, limit):
+        return True
+    message = over_limit(reader.limits, limit, f"too many {what} ({len(node.value):,})")
+    reader.error(node.mark, path, message)
+    return False

@@ -54,7 +54,7 @@ class _Checker:
             self.report(
                 "start_state",
                 f"start_state '{self.task.start_state}' is not a state; "
-                f"states are: {', '.join(self.names)}",
+                f"states are: {_listing(self.names)}",
             )
 
     def references(self) -> None:
@@ -63,7 +63,7 @@ class _Checker:
                 self.report(
                     path,
                     f"{what} goes to '{target}', which is not a state; "
-                    f"states are: {', '.join(self.names)}",
+                    f"states are: {_listing(self.names)}",
                 )
 
     def edges(self) -> Iterator[tuple[str, str, str]]:
@@ -193,6 +193,13 @@ def _state_edges(state: State) -> Iterator[tuple[str, str, str]]:
         condition = transition.condition
         if isinstance(condition, PollCondition) and condition.on_error:
             yield condition.on_error, f"transitions[{index}].poll.on_error", "poll on_error"
+
+
+def _listing(names: tuple[str, ...] | list[str], shown: int = 20) -> str:
+    """The first ``shown`` names, comma-separated: a task of 1,000 states does not put all of
+    them into every message that cites a missing one."""
+    more = f", … ({len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _closure(graph: dict[str, set[str]], start: set[str]) -> set[str]:

@@ -3,19 +3,18 @@ task YAML without loading it."""
 
 from __future__ import annotations
 
-import yaml
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from engine.errors import Problem
 from engine.language import Report, validate_text
 from taskapp import selectors
 from taskapp.api import serializers as s
 from taskapp.api.parsers import PlainTextParser, TextYamlParser, YamlTextParser
 from taskapp.api.runs import _errors
+from taskapp.conf import conf
 
 
 class TaskListView(APIView):
@@ -83,13 +82,4 @@ class TaskValidateView(APIView):
 
 
 def _validate(text: str, source: str) -> Report:
-    try:
-        return validate_text(text, source)
-    except yaml.reader.ReaderError as exc:
-        # PyYAML refuses some characters (control characters, #x89...) before parsing, with an
-        # error that engine.language.yamlnodes does not catch yet (it catches MarkedYAMLError
-        # only); reported, and kept from becoming a 500 here.
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        message = f"YAML cannot hold this text: {exc.reason} (character #x{exc.character:04x})"
-        return Report(source, None, (Problem(source, line, column, "", message),))
+    return validate_text(text, source, conf.reader_limits())

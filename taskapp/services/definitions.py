@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from engine.errors import Problem
 from engine.language import task_to_dict, validate_text
 from taskapp import models
+from taskapp.conf import conf
 
 
 class DefinitionConflict(Exception):
@@ -42,7 +43,7 @@ def definition_load(*, text: str, source: str, check_only: bool = False) -> Load
     under an existing version is ``refused`` (running runs keep the version they started
     with, so a version never changes). ``check_only`` validates and stores nothing.
     """
-    report = validate_text(text, source)
+    report = validate_text(text, source, conf.reader_limits())
     if not report.ok:
         return LoadResult("invalid", source, problems=report.problems)
     task = report.task

@@ -8,7 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from engine.language import read_source
+from taskapp import selectors
 from taskapp.conf import conf
 from taskapp.services import LoadResult, definition_load
 
@@ -29,6 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, paths, check, **options):
         files = task_files(paths or [conf.TASKDEFS_DIR])
+        _require_schema()
         counts: Counter[str] = Counter()
         for path in files:
             result = self._load(path, check)
@@ -51,11 +55,14 @@ class Command(BaseCommand):
     def _load(self, path: Path, check: bool) -> LoadResult:
         source = display_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text, problems = read_source(path, source, conf.reader_limits())
+        except OSError as exc:
             self.stderr.write(f"{source}: error: cannot read: {exc}")
             return LoadResult("invalid", source)
-        result = definition_load(text=text, source=source, check_only=check)
+        if text is None:
+            result = LoadResult("invalid", source, problems=tuple(problems))
+        else:
+            result = _definition_load(text, source, check)
         for problem in result.problems:
             self.stderr.write(str(problem))
         if result.message:
@@ -63,6 +70,30 @@ class Command(BaseCommand):
         what = f"  ({result.definition})" if result.definition else ""
         self.stdout.write(f"{result.status:<9} {source}{what}")
         return result
+
+
+def _require_schema() -> None:
+    """A clear error instead of a traceback when the database is unreachable or unmigrated
+    (``--check`` compares each file with the versions already loaded, so it reads it too)."""
+    try:
+        ready = selectors.schema_ready()
+    except DatabaseError as exc:
+        raise CommandError(f"cannot reach the database ({exc}); check DATABASE_URL") from exc
+    if not ready:
+        raise CommandError(
+            "the database has no tables yet (it was never migrated): run "
+            "`python manage.py migrate` first, then loadtasks again"
+        )
+
+
+def _definition_load(text: str, source: str, check: bool) -> LoadResult:
+    try:
+        return definition_load(text=text, source=source, check_only=check)
+    except DatabaseError as exc:
+        raise CommandError(
+            f"{source}: the database refused the task definition ({exc}); if it is not fully "
+            "migrated, run `python manage.py migrate` first"
+        ) from exc
 
 
 def task_files(paths: list[str]) -> list[Path]:

@@ -1,0 +1,1 @@
+"""Hostile-input campaigns that run without Django: ``python -m tests.hostile.taskfiles``."""
