@@ -6,6 +6,7 @@ retries of many runs spread out without ever collapsing to zero.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import timedelta
 
@@ -21,10 +22,27 @@ def _jittered(seconds: float, jitter: bool) -> float:
     return half + _random.uniform(0, half)
 
 
+# The longest delay ever returned, whatever the policy says: 100 years, the longest duration
+# a task file may write. A delay past it could not be added to a datetime.
+MAX_DELAY_SECONDS = 100 * 365.25 * 86400
+
+
+def _grown(seconds: float, factor: float, steps: int, cap: float | None) -> float:
+    """``seconds * factor ** steps`` capped at ``cap`` (and ``MAX_DELAY_SECONDS``) without
+    overflowing: a poll backing off by 2 passes a float's range after about 1,025 attempts
+    (17 h at a 60 s cap)."""
+    try:
+        grown = seconds * factor ** max(steps, 0)
+    except OverflowError:
+        grown = math.inf
+    return min(grown, MAX_DELAY_SECONDS if cap is None else cap, MAX_DELAY_SECONDS)
+
+
 def retry_delay(policy: RetryPolicy, attempt: int) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-    base = policy.initial_delay.total_seconds() * policy.factor ** (attempt - 1)
-    return _jittered(min(base, policy.max_delay.total_seconds()), policy.jitter)
+    base = _grown(policy.initial_delay.total_seconds(), policy.factor, attempt - 1,
+                  policy.max_delay.total_seconds())
+    return _jittered(base, policy.jitter)
 
 
 def should_retry(policy: RetryPolicy, attempt: int, error_class: str) -> bool:
@@ -45,7 +63,5 @@ def poll_interval(every: timedelta, backoff: Backoff | None, attempts: int) -> f
     seconds = every.total_seconds()
     if backoff is None:
         return seconds
-    grown = seconds * backoff.factor ** max(attempts - 1, 0)
-    if backoff.max_interval is not None:
-        grown = min(grown, backoff.max_interval.total_seconds())
-    return _jittered(grown, backoff.jitter)
+    cap = backoff.max_interval.total_seconds() if backoff.max_interval is not None else None
+    return _jittered(_grown(seconds, backoff.factor, attempts - 1, cap), backoff.jitter)

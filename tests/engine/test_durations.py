@@ -38,3 +38,18 @@ def test_negative_seconds_are_refused():
 @pytest.mark.parametrize("text", ["500ms", "30s", "1h30m", "2d12h", "1m30s500ms", "0s"])
 def test_format_reads_back(text):
     assert format_duration(parse_duration(text)) == text
+
+
+def test_backoff_never_overflows_however_many_attempts():
+    from datetime import timedelta
+
+    from engine.backoff import MAX_DELAY_SECONDS, poll_interval, retry_delay
+    from engine.language.model import Backoff, RetryPolicy
+
+    capped = Backoff(factor=2.0, max_interval=timedelta(seconds=60), jitter=False)
+    assert poll_interval(timedelta(seconds=1), capped, 1100) == 60
+    uncapped = Backoff(factor=1000.0, max_interval=None, jitter=False)
+    assert poll_interval(timedelta(seconds=1), uncapped, 10_000) == MAX_DELAY_SECONDS
+    policy = RetryPolicy(max_attempts=5000, initial_delay=timedelta(seconds=1), factor=2.0,
+                         max_delay=timedelta(seconds=30), jitter=False)
+    assert retry_delay(policy, 4000) == 30
