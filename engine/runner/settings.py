@@ -11,3 +11,6 @@ class EngineSettings:
     step_max_seconds: float = 30.0
     inline_retry_max_seconds: float = 1.0
     secrets_prefix: str = "ASYNC_STATES_SECRET_"
+    # Sizes as JSON bytes (engine.limits); 0 turns a limit off. Defaults: taskapp.conf.
+    max_data_bytes: int = 0
+    max_result_bytes: int = 0
