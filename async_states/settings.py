@@ -156,6 +156,12 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "label": "Queue",
+    # Worker memory is bounded by recycling: after each task a worker whose peak resident
+    # size passed Q_MAX_RSS_MB (512 MiB; an idle worker holds 85-90 MiB) is replaced by a
+    # fresh process, and every worker is replaced after Q_RECYCLE tasks anyway (leaks).
+    # Each recycle is reported by GET /api/health/ (docs/deploy.md, "Worker memory").
+    "max_rss": int(float(os.environ.get("Q_MAX_RSS_MB", "512")) * 1024) or None,
+    "recycle": int(os.environ.get("Q_RECYCLE", "500")),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -244,6 +250,14 @@ ASYNC_STATES = {
     "INLINE_RETRY_MAX_SECONDS": 1.0,
     "TASKDEFS_DIR": str(BASE_DIR / "taskdefs"),
 }
+# Size limits (bytes of JSON), the crash bound of a run and when a step is stuck: defaults
+# and meaning in taskapp/conf.py and docs/deploy.md; ASYNC_STATES_<NAME> overrides each.
+ASYNC_STATES.update({
+    name: int(os.environ[f"ASYNC_STATES_{name}"])
+    for name in ("MAX_INPUT_BYTES", "MAX_EVENT_BYTES", "MAX_RESULT_BYTES", "MAX_DATA_BYTES",
+                 "MAX_STEP_CRASHES", "STUCK_STEP_SECONDS")
+    if os.environ.get(f"ASYNC_STATES_{name}")
+})
 
 # --------------------------------------------------------------------------- the rest
 

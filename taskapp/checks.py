@@ -18,7 +18,8 @@ from taskapp.conf import DEFAULTS, conf
 
 # Settings that must be numbers above zero, with the unit a message names.
 _POSITIVE = ("LEASE_SECONDS", "TICK_SECONDS", "STEP_MAX_SECONDS", "STEP_MAX_TRANSITIONS",
-             "WAKE_BATCH", "CONDITION_THREADS", "TIMER_MAX_QUEUE", "EVENT_TTL_SECONDS")
+             "WAKE_BATCH", "CONDITION_THREADS", "TIMER_MAX_QUEUE", "EVENT_TTL_SECONDS",
+             "MAX_STEP_CRASHES")
 
 
 @checks.register(checks.Tags.compatibility)

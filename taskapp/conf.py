@@ -39,6 +39,20 @@ DEFAULTS: dict[str, Any] = {
     "TEMPLATE_MAX_OPERATIONS": 50_000,
     "TEMPLATE_MAX_OUTPUT": 1_000_000,
     "TASKDEFS_DIR": "taskdefs",
+    # Size limits, in bytes of compact JSON (engine.limits; docs/task-language.md "Limits").
+    # An http result holds a body of up to max_response_bytes (1 MiB by default) plus its
+    # headers, and JSON escaping can grow text: results get twice that, data twice again.
+    "MAX_INPUT_BYTES": 256 * 1024,
+    "MAX_EVENT_BYTES": 256 * 1024,
+    "MAX_RESULT_BYTES": 2 * 1024 * 1024,
+    "MAX_DATA_BYTES": 4 * 1024 * 1024,
+    # A run whose steps began this many times in a row without ending cleanly (the worker
+    # died or was killed, an unexpected exception, the lease lost) fails instead of being
+    # handed to the next worker.
+    "MAX_STEP_CRASHES": 3,
+    # A step running this long (STEP_MAX_SECONDS plus a slow instruction, several times
+    # over) is reported stuck by its worker's watchdog and by GET /api/health/; 0: never.
+    "STUCK_STEP_SECONDS": 120.0,
     # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs
     # by calling the services themselves).
     "DISPATCH": "queue",
@@ -82,6 +96,8 @@ class _Conf:
             template_max_seconds=float(self.TEMPLATE_MAX_SECONDS),
             template_max_operations=int(self.TEMPLATE_MAX_OPERATIONS),
             template_max_output=int(self.TEMPLATE_MAX_OUTPUT),
+            max_data_bytes=int(self.MAX_DATA_BYTES),
+            max_result_bytes=int(self.MAX_RESULT_BYTES),
         )
 
     def reader_limits(self) -> ReaderLimits:

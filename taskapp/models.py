@@ -69,6 +69,13 @@ class Run(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveBigIntegerField(default=0)
     signal = models.PositiveBigIntegerField(default=0)
+    # Poison runs and stuck workers: steps begun since the last one that ended cleanly
+    # (bumped by the claim, so a worker killed mid-step is counted too; cleared when a step
+    # gives the run back), the type of the last unexpected error, and when the current
+    # holder claimed the run (empty while nobody holds it).
+    crashes = models.PositiveSmallIntegerField(default=0)
+    crash_error = models.CharField(max_length=200, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -96,6 +103,9 @@ class Run(models.Model):
             models.Index(
                 fields=["wake_at"], name="run_wake", condition=Q(wake_at__isnull=False)
             ),
+            # The health check's look for steps held far too long: only held runs are in it.
+            models.Index(fields=["claimed_at"], name="run_claimed",
+                         condition=Q(claimed_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -267,3 +277,23 @@ class ClusterHeartbeat(models.Model):
     owner = models.CharField(max_length=200, unique=True, help_text="host:pid")
     beat_at = models.DateTimeField()
     started_at = models.DateTimeField()
+
+
+class WorkerIncident(models.Model):
+    """A worker process that is in trouble: a step it runs is stuck far past its budget,
+    or it is being recycled for its memory. Rows exist only while something is wrong (and
+    recycles for a day), so a healthy cluster writes none; ``GET /api/health/`` reads them.
+    """
+
+    Kind = models.TextChoices("Kind", [("stuck", "stuck"), ("recycled", "recycled")])
+
+    owner = models.CharField(max_length=200, help_text="host:pid of the worker process")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    run_id = models.CharField(max_length=64, blank=True, default="")
+    since = models.DateTimeField(help_text="When the step began, or when the recycle was due.")
+    rss_mib = models.FloatField(null=True, blank=True, help_text="Peak resident size.")
+    noted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "kind"],
+                                               name="worker_incident_owner_kind")]

@@ -200,3 +200,18 @@ def cluster_heartbeats(*, since: datetime) -> list[models.ClusterHeartbeat]:
 def heartbeat_window(interval: float) -> timedelta:
     """A cluster is alive when it beat within three intervals (one lost beat is no outage)."""
     return timedelta(seconds=3 * interval)
+
+
+def runs_held_since(*, before: datetime, limit: int = 5) -> tuple[int, list[models.Run]]:
+    """Runs whose current holder claimed them before ``before`` (a step running far past
+    its budget): how many, and the oldest few."""
+    held = models.Run.objects.filter(claimed_at__lt=before).exclude(lease_owner="")
+    rows = list(held.order_by("claimed_at").only("id", "state", "lease_owner",
+                                                  "claimed_at")[:limit])
+    return (len(rows) if len(rows) < limit else held.count()), rows
+
+
+def worker_incidents(*, kind: str, since: datetime) -> list[models.WorkerIncident]:
+    """Incidents of ``kind`` noted since ``since``, newest first."""
+    return list(models.WorkerIncident.objects.filter(kind=kind, noted_at__gte=since)
+                .order_by("-noted_at"))

@@ -3,10 +3,10 @@
 Who listens is none of taskapp's business (the dashboard does, in ``dashboard/receivers.py``;
 taskapp never imports it). The signal is sent from the places that write runs:
 
-- ``DjangoRunStore.commit`` — every step's commits, and the redrive (which commits through
-  the store, so it needs no send of its own);
-- ``run_start`` (the run was created) and ``run_cancel`` (a cancel was requested; the
-  cancellation itself comes later through the store).
+- ``DjangoRunStore.commit`` — every step's commits, and the redrive and the cancel (which
+  commit through the store, so they need no send of their own);
+- ``run_start`` (the run was created) and ``run_cancel`` when it could only record the
+  request (the cancellation itself comes later through the store).
 
 Keyword arguments: ``run_id`` (str), ``task_name``, ``task_version``, ``status``, ``state``,
 ``created_at``, ``updated_at`` (the value written to the row), ``finished_at`` and

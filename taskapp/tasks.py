@@ -4,12 +4,18 @@ from taskapp import services
 
 
 def advance_run(run_id: str) -> None:
-    services.run_advance(run_id=run_id)
+    try:
+        services.run_advance(run_id=run_id)
+    finally:
+        services.worker_recycle_due()
 
 
 def advance_runs(run_ids: list[str]) -> int:
     """A batch of runs that came due together (``dispatch.advance_many_later``)."""
-    return services.runs_advance(run_ids=run_ids)
+    try:
+        return services.runs_advance(run_ids=run_ids)
+    finally:
+        services.worker_recycle_due()
 
 
 def purge_runs() -> str:

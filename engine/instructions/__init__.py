@@ -30,12 +30,16 @@ class ExecContext:
         timeout: per-attempt timeout in seconds.
         idempotency_key: stable across the attempts of this instruction in this state entry.
         attempt: 1-based attempt number.
+        max_result_bytes: the largest result the runner will keep (0: no limit); an
+            executor that reads a body reads no more than this, so a huge answer costs
+            no more memory than a refused one.
     """
 
     render: Callable[[Any], Any]
     timeout: float
     idempotency_key: str
     attempt: int = 1
+    max_result_bytes: int = 0
 
 
 class Executor(Protocol):

@@ -117,18 +117,38 @@ def send(request: HttpRequest, ctx: ExecContext) -> Exchange:
 
     Raises:
         InstructionError: the request could not be built or sent, or the response not read
-            (``timeout``, ``connection`` or ``error``).
+            (``timeout``, ``connection`` or ``error``), or the body is longer than
+            ``ctx.max_result_bytes`` when ``max_response_bytes`` asked for more (``error``).
     """
     started = time.monotonic()
     prepared = _prepare(request, ctx)
+    limit, refuse = _body_limit(request.max_response_bytes, ctx.max_result_bytes)
     try:
         response = _send_prepared(prepared, ctx.timeout)
-        body, truncated = _read_to_end(response, request.max_response_bytes, started + ctx.timeout)
+        body, truncated = _read_to_end(response, limit, started + ctx.timeout)
     except requests.RequestException as exc:
         raise transport_error(exc, request.method, request.shown, ctx.timeout) from exc
+    if truncated and refuse:
+        raise instruction_error(
+            f"{request.method.upper()}: the response body is larger than {limit:,} bytes, the "
+            f"limit on instruction results (MAX_RESULT_BYTES); max_response_bytes "
+            f"({request.max_response_bytes:,}) cannot raise it")
     result = _result(response, body, truncated)
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 3)
     return Exchange(shown=request.shown, result=result)
+
+
+def _body_limit(max_response_bytes: int, max_result_bytes: int) -> tuple[int, bool]:
+    """How many body bytes to read, and whether a longer body fails the attempt.
+
+    A body longer than ``max_response_bytes`` is cut (the result says ``truncated``). The
+    runner's result limit bounds that cap: a task asking for more than the runner keeps
+    would hold the whole body in memory only to have it refused, so reading stops at the
+    result limit and a longer body is an error.
+    """
+    if 0 < max_result_bytes < max_response_bytes:
+        return max_result_bytes, True
+    return max_response_bytes, False
 
 
 def _prepare(request: HttpRequest, ctx: ExecContext) -> requests.PreparedRequest:

@@ -20,13 +20,16 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from engine.clock import Clock
-from engine.runner.control import prepare_redrive
+from engine.runner.control import prepare_cancel, prepare_crash_failure, prepare_redrive
 from engine.runner.settings import EngineSettings
 from engine.runner.step import Park, Step
 from engine.runs import RunSnapshot, StepOutcome
 from engine.store import RunStore
 
-__all__ = ["EngineSettings", "Park", "Runner", "prepare_redrive"]
+__all__ = [
+    "EngineSettings", "Park", "Runner", "prepare_cancel", "prepare_crash_failure",
+    "prepare_redrive",
+]
 
 
 class Runner:

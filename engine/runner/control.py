@@ -1,8 +1,15 @@
-"""Control of runs from outside the loop: redrive."""
+"""Control of runs from outside the loop: redrive, cancel, and failing a poison run.
+
+Cancel and the poison-run failure are decided here without running a step: the run's
+holder may be stuck, dead or busy, and neither may wait for its cooperation. ``taskapp``
+commits what these return in one compare-and-swap on the run's version, which also takes
+the lease away, so a step still in flight is refused (``LeaseLost``) when it commits.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from engine.clock import to_iso
 from engine.runs import RunSnapshot, RunStatus, TransitionRecord, Trigger
@@ -28,3 +35,52 @@ def prepare_redrive(run: RunSnapshot, target: str, now: datetime) -> TransitionR
                   "timeout_at": to_iso(now + timeout) if timeout is not None else None}
     run.metrics["redrives"] = run.metrics.get("redrives", 0) + 1
     return record
+
+
+def prepare_cancel(run: RunSnapshot, now: datetime) -> TransitionRecord:
+    """End an active run as cancelled, as the step would (same error, same history row).
+    Returns the transition to commit with it."""
+    return _finish(run, RunStatus.CANCELLED, Trigger.CANCEL,
+                   {"code": "cancelled", "message": "cancelled on request"}, now)
+
+
+def prepare_crash_failure(
+    run: RunSnapshot, *, crashes: int, limit: int, last_error: str, now: datetime
+) -> TransitionRecord:
+    """Fail a run whose last ``crashes`` steps all began and never ended cleanly.
+
+    ``last_error`` is the type of the last unexpected exception, when one was seen (a
+    worker that was killed leaves none). Returns the transition to commit with it.
+    """
+    where = f"in state '{run.state}'" if run.state else "before its start state"
+    seen = f"; the last error seen was {last_error}" if last_error else ""
+    error = {
+        "code": "step_crashes", "crashes": crashes, "limit": limit,
+        "message": f"{crashes} steps in a row {where} began and never ended cleanly (a worker "
+        "died or was killed, ran past its lease, or raised an unexpected error)"
+        f"{seen}; the limit is MAX_STEP_CRASHES={limit}. Fix the cause, then redrive the run.",
+    }
+    if last_error:
+        error["last_error"] = last_error
+    return _finish(run, RunStatus.FAILED, Trigger.ERROR, error, now)
+
+
+def _finish(
+    run: RunSnapshot, status: RunStatus, trigger: Trigger, error: dict[str, Any],
+    now: datetime,
+) -> TransitionRecord:
+    """End ``run`` outside any final state, with the accounting ``Step`` does."""
+    spent = 0.0
+    if run.state is not None and run.state_entered_at is not None:
+        spent = max((now - run.state_entered_at).total_seconds(), 0.0)
+        per_state = run.metrics.setdefault("time_in_state", {})
+        per_state[run.state] = round(per_state.get(run.state, 0.0) + spent, 6)
+        run.metrics["transitions"] = run.metrics.get("transitions", 0) + 1
+    run.status, run.cursor = status, {}
+    run.error = dict(error, state=run.state)
+    run.finished_at = now
+    run.metrics["duration"] = round((now - run.created_at).total_seconds(), 6)
+    return TransitionRecord(
+        from_state=run.state, to_state=None, trigger=trigger, at=now,
+        time_in_state=spent, detail=run.error, entry=run.entry,
+    )

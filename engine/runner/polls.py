@@ -3,6 +3,7 @@ the first fulfilled wins and the others are abandoned. Mixed into ``Step``."""
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime
 from typing import Any
@@ -84,10 +85,8 @@ class PollRacing:
         assert isinstance(condition, PollCondition)
         attempt = self.run.cursor["armed"][str(index)]["attempts"] + 1
         ctx = self._exec_context(condition.instruction, attempt)
-        ctx = instructions.ExecContext(
-            render=ctx.render, timeout=ctx.timeout, attempt=attempt,
-            idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}",
-        )
+        ctx = dataclasses.replace(  # the result limit too: a poll reads no larger a body
+            ctx, idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}")
         return lambda: instructions.execute(condition.instruction, ctx)
 
     def _seconds_left(self) -> float | None:

@@ -15,3 +15,6 @@ class EngineSettings:
     template_max_seconds: float = 1.0
     template_max_operations: int = 50_000
     template_max_output: int = 1_000_000
+    # Sizes as JSON bytes (engine.limits); 0 turns a limit off. Defaults: taskapp.conf.
+    max_data_bytes: int = 0
+    max_result_bytes: int = 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import conditions, expressions, instructions, secrets
+from engine import conditions, expressions, instructions, limits, secrets
 from engine.backoff import retry_delay, should_retry
 from engine.budgets import TemplateLimits
 from engine.clock import Clock, from_iso, to_iso
@@ -55,6 +55,8 @@ class Step(PollRacing):
         self.batch = Batch()
         self.transitions = 0
         self.started = time.monotonic()
+        # The size of run.data as last measured (None: not yet in this step; see _check_data).
+        self._data_bytes: int | None = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -238,13 +240,14 @@ class Step(PollRacing):
         started, t0 = self.clock.now(), time.monotonic()
         try:
             result = instructions.execute(instruction, self._exec_context(instruction, attempt))
+            data = self._with_result(instruction, result)
         except (InstructionError, ExpressionError) as exc:
             self._record_attempt(state, instruction, attempt, started, t0, exc)
             cursor["last_error"] = {"message": self._redact(str(exc)),
                                     "error_class": getattr(exc, "error_class", "error")}
             return False
         self._record_attempt(state, instruction, attempt, started, t0, None)
-        self._save_result(instruction, result)
+        self.run.data = data
         cursor.update(index=cursor["index"] + 1, attempt=0, retry_at=None, last_error=None)
         return True  # the result is committed before the next side effect, or at the end
 
@@ -276,7 +279,7 @@ class Step(PollRacing):
             render=self._render_sent,
             timeout=instruction.timeout.total_seconds(),
             idempotency_key=f"{run.id}:{run.entry}:{instruction.name}",
-            attempt=attempt,
+            attempt=attempt, max_result_bytes=self.settings.max_result_bytes,
         )
 
     def _record_attempt(
@@ -294,14 +297,70 @@ class Step(PollRacing):
             error_class=getattr(error, "error_class", "error") if error else "",
         ))
 
-    def _save_result(self, instruction: Instruction, result: Any) -> None:
-        run = self.run
+    def _with_result(self, instruction: Instruction, result: Any) -> dict[str, Any]:
+        """The run's data with ``result`` saved (copy-on-write: the run is not touched).
+
+        Raises:
+            InstructionError: the result, or the data with it, is over its size limit
+                (``MAX_RESULT_BYTES``, ``MAX_DATA_BYTES``), or a path to save it at runs
+                through a value that is not a mapping: the attempt fails, and the
+                instruction's retry and ``on_error`` decide what follows.
+        """
+        name = instruction.name
+        try:
+            size = limits.check_size(result, what=f"the result of instruction '{name}'",
+                                     limit=self.settings.max_result_bytes,
+                                     setting="MAX_RESULT_BYTES")
+            saves = self._saves(instruction, result)
+            if not saves:
+                return self.run.data
+            data = self.run.data
+            for path, value in saves:
+                data = set_path(data, path, self._redact(value))
+            self._check_data(data, grown=size + sum(limits.path_bytes(p) for p, _ in saves))
+        except limits.SizeLimitExceeded as exc:
+            raise InstructionError(str(exc)) from exc
+        except (TypeError, ValueError) as exc:  # set_path: into a list or a number
+            raise InstructionError(f"cannot save the result of instruction '{name}': {exc}"
+                                   ) from exc
         self.batch.dirty = True
+        return data
+
+    @staticmethod
+    def _saved_bytes(saves: Sequence[tuple[str, Any]]) -> int | None:
+        """What ``saves`` can add to the data's JSON; None when too deep to measure."""
+        try:
+            return sum(limits.json_size(value) + limits.path_bytes(path)
+                       for path, value in saves)
+        except RecursionError:
+            return None
+
+    @staticmethod
+    def _saves(instruction: Instruction, result: Any) -> list[tuple[str, Any]]:
         if instructions.assigns_paths(instruction.kind):
-            for path, value in result.items():
-                run.data = set_path(run.data, path, self._redact(value))
-        elif instruction.save_as:
-            run.data = set_path(run.data, instruction.save_as, self._redact(result))
+            return list(result.items())
+        return [(instruction.save_as, result)] if instruction.save_as else []
+
+    def _check_data(self, data: dict[str, Any], grown: int | None = None) -> None:
+        """Raises ``SizeLimitExceeded`` when ``data`` is over ``MAX_DATA_BYTES``.
+
+        ``grown`` bounds how many bytes the last change can have added (the saved values'
+        size plus their keys and punctuation): while the size last measured plus that stays
+        under the limit, the data is not encoded again — encoding 1 MB of data costs about
+        as much as committing it (60-70 ms here). Redaction can lengthen a value, so with
+        secrets in use every change is measured.
+        """
+        limit = self.settings.max_data_bytes
+        if limit <= 0:
+            return
+        known = self._data_bytes
+        if grown is not None and known is not None and not self.secrets.used_values:
+            if known + grown <= limit:
+                self._data_bytes = known + grown
+                return
+        self._data_bytes = limits.check_size(
+            data, what=f"run data (in state '{self.run.state}')", limit=limit,
+            setting="MAX_DATA_BYTES")
 
     # ------------------------------------------------------------------ conditions
 
@@ -378,8 +437,19 @@ class Step(PollRacing):
         return best
 
     def _take(self, state: State, index: int, transition: Transition, found: Fulfilment) -> None:
+        data = self.run.data
         for path, value in found.save:
-            self.run.data = set_path(self.run.data, path, self._redact(value))
+            data = set_path(data, path, self._redact(value))
+        if found.save:
+            try:
+                self._check_data(data, grown=self._saved_bytes(found.save))
+            except limits.SizeLimitExceeded as exc:
+                self._end(RunStatus.FAILED, Trigger.ERROR, {
+                    "code": exc.code, "message": f"taking the transition to "
+                    f"'{transition.target}' failed: {exc}"},
+                    polls=self._poll_records(state, "cancelled"))
+                return
+        self.run.data = data
         self._enter(
             transition.target, Trigger.CONDITION, transition=transition, index=index,
             detail=found.detail, polls=self._poll_records(state, "cancelled", winner=index),

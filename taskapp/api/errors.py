@@ -10,6 +10,8 @@ Service errors:
   the URL (``/api/tasks/{name}/``) is a 404, raised by the view.
 - ``InputInvalid`` → 400, one field error per schema error, keyed ``input`` (the root) or
   ``input/<path>``.
+- ``InputTooLarge``, ``EventTooLarge`` (``ValueTooLarge``) → 400 with a field error on
+  ``input`` or ``data`` (an event's payload) naming the size, the limit and its setting.
 - ``RunNotFound`` → 404; ``RunConflict`` (and ``RunNotActive``) → 409.
 """
 
@@ -34,15 +36,21 @@ from taskapp.services import (
     RunNotFound,
     ServiceError,
     TaskNotFound,
+    ValueTooLarge,
 )
 
 _SERVICE_STATUS: list[tuple[type[ServiceError], int]] = [
     (TaskNotFound, status.HTTP_400_BAD_REQUEST),
     (InputInvalid, status.HTTP_400_BAD_REQUEST),
+    (ValueTooLarge, status.HTTP_400_BAD_REQUEST),
     (RunNotFound, status.HTTP_404_NOT_FOUND),
     (RunConflict, status.HTTP_409_CONFLICT),
     (DefinitionConflict, status.HTTP_409_CONFLICT),
 ]
+
+
+# Where a service's argument comes from in a request body, when the names differ.
+_REQUEST_FIELD = {"payload": "data"}
 
 
 def error_body(code: str, message: str, errors: dict[str, list[str]] | None = None) -> dict:
@@ -72,6 +80,8 @@ def _service(exc: ServiceError) -> Response:
     errors: dict[str, list[str]] = {}
     if isinstance(exc, TaskNotFound):
         errors["version" if exc.version else "task"] = [str(exc)]
+    elif isinstance(exc, ValueTooLarge):
+        errors[_REQUEST_FIELD.get(exc.field, exc.field)] = [str(exc)]
     elif isinstance(exc, InputInvalid):
         for error in exc.errors:
             key = f"input/{error['path']}" if error["path"] else "input"

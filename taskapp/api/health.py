@@ -1,4 +1,5 @@
-"""``GET /api/health/``: is the database, the broker and a cluster alive? Open to anyone (a
+"""``GET /api/health/``: is the database, the broker and a cluster alive, and are its
+workers moving (no step stuck far past its budget)? Open to anyone (a
 load balancer has no user); says what is wrong, never anything secret."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from taskapp import dispatch, selectors
+from taskapp import dispatch, selectors, watchdog
 from taskapp.api import serializers as s
 from taskapp.conf import conf
 from taskapp.timer import HEARTBEAT_SECONDS
@@ -44,7 +45,46 @@ def _cluster() -> tuple[bool, str]:
     return True, f"{len(beats)} cluster process(es); last beat {ago:.1f}s ago"
 
 
-CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster}
+# Recycles are reported this long after they happen (they are a warning, not an outage).
+RECYCLE_WINDOW = timedelta(minutes=10)
+
+
+def _workers() -> tuple[bool, str]:
+    """Steps stuck far past their budget (not ok), and recent recycles (ok, but said)."""
+    now, stuck_after = conf.clock.now(), float(conf.STUCK_STEP_SECONDS)
+    try:
+        stuck = selectors.worker_incidents(
+            kind="stuck", since=now - selectors.heartbeat_window(watchdog.LOOK_SECONDS))
+        held, oldest = (selectors.runs_held_since(before=now - timedelta(seconds=stuck_after))
+                        if stuck_after > 0 else (0, []))
+        recycled = selectors.worker_incidents(kind="recycled", since=now - RECYCLE_WINDOW)
+    except Exception as exc:  # the database is down: workers cannot be seen either
+        return False, f"cannot read worker incidents: {type(exc).__name__}"
+    parts = [_stuck_detail(stuck, now)] if stuck else []
+    if held:
+        parts.append(_held_detail(held, oldest, now, stuck_after))
+    if recycled:
+        peak = max(r.rss_mib or 0.0 for r in recycled)
+        parts.append(f"{len(recycled)} worker(s) recycled for memory in the last "
+                     f"{RECYCLE_WINDOW.total_seconds() / 60:.0f} min (peak {peak:.0f} MiB, "
+                     "over Q_MAX_RSS_MB)")
+    return not stuck and not held, "; ".join(parts) or "no stuck step, no recycle"
+
+
+def _stuck_detail(stuck: list, now) -> str:
+    first = stuck[0]
+    return (f"{len(stuck)} worker(s) stuck in a step: run {first.run_id} on {first.owner} "
+            f"for {(now - first.since).total_seconds():.0f}s")
+
+
+def _held_detail(held: int, oldest: list, now, stuck_after: float) -> str:
+    first = oldest[0]
+    return (f"{held} run(s) held past STUCK_STEP_SECONDS={stuck_after:g}s: run {first.id} "
+            f"in state '{first.state}' by {first.lease_owner} for "
+            f"{(now - first.claimed_at).total_seconds():.0f}s")
+
+
+CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster, "workers": _workers}
 
 
 class HealthView(APIView):

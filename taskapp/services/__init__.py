@@ -5,12 +5,15 @@ Views, serializers, admin actions, commands, django-q2 tasks and consumers call 
 
 from taskapp.services.definitions import DefinitionConflict, LoadResult, definition_load
 from taskapp.services.errors import (
+    EventTooLarge,
     InputInvalid,
+    InputTooLarge,
     RunConflict,
     RunNotActive,
     RunNotFound,
     ServiceError,
     TaskNotFound,
+    ValueTooLarge,
 )
 from taskapp.services.events import event_send
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
@@ -28,11 +31,14 @@ from taskapp.services.runs import (
     runs_advance,
 )
 from taskapp.services.wakeups import wakeups_fire
+from taskapp.services.workers import worker_recycle_due, worker_stuck, worker_unstuck
 
 __all__ = [
-    "DefinitionConflict", "InputInvalid", "LoadResult", "RunConflict", "RunNotActive",
+    "DefinitionConflict", "EventTooLarge", "InputInvalid", "InputTooLarge", "ValueTooLarge",
+    "LoadResult", "RunConflict", "RunNotActive",
     "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send",
     "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance", "wakeups_fire",
     "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
     "retention_policy_ensure", "retention_policy_save",
+    "worker_recycle_due", "worker_stuck", "worker_unstuck",
 ]

@@ -93,3 +93,25 @@ class InputInvalid(ServiceError):
     def lines(self) -> list[str]:
         """Every schema error, one per line: ``path: message`` (``(root)`` for the root)."""
         return [f"{e['path'] or '(root)'}: {e['message']}" for e in self.errors]
+
+class ValueTooLarge(ServiceError):
+    """A value sent to a service is larger, as JSON, than its limit (``engine.limits``).
+
+    ``field`` is the request field that carried it (``input``, ``payload``).
+    """
+
+    code = "too_large"
+
+    def __init__(self, field: str, what: str, size: int | None, limit: int, setting: str):
+        self.field, self.what, self.size, self.limit, self.setting = (
+            field, what, size, limit, setting)
+        measured = "is nested too deeply to measure" if size is None else f"is {size:,} bytes"
+        super().__init__(f"{what} {measured} as JSON; the limit is {limit:,} bytes ({setting})")
+
+
+class InputTooLarge(ValueTooLarge):
+    code = "input_too_large"
+
+
+class EventTooLarge(ValueTooLarge):
+    code = "event_too_large"

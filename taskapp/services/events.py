@@ -8,10 +8,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from engine import limits
 from engine.runs import ACTIVE
 from taskapp import dispatch, models
 from taskapp.conf import conf
-from taskapp.services.errors import RunConflict, RunNotFound
+from taskapp.services.errors import EventTooLarge, RunConflict, RunNotFound
 from taskapp.services.wakeups import backstop
 
 _ACTIVE = [str(s) for s in ACTIVE]
@@ -37,10 +38,12 @@ def event_send(
     signalled, never neither.
 
     Raises:
+        EventTooLarge: ``payload`` is over ``MAX_EVENT_BYTES`` as JSON.
         RunNotFound: ``run_id`` names no run. RunConflict: that run has finished.
     """
     if key and (seen := models.Event.objects.filter(key=key).first()):
         return seen, False
+    _check_payload_size(name, payload)
     run = _addressed_run(run_id)
     now = conf.clock.now()
     lifetime = timedelta(seconds=ttl if ttl is not None else conf.EVENT_TTL_SECONDS)
@@ -57,6 +60,14 @@ def event_send(
         raise
     _wake_subscribers(event)
     return event, True
+
+
+def _check_payload_size(name: str, payload: Any) -> None:
+    try:
+        limits.check_size(payload, what=f"the payload of event '{name}'",
+                          limit=int(conf.MAX_EVENT_BYTES), setting="MAX_EVENT_BYTES")
+    except limits.SizeLimitExceeded as exc:
+        raise EventTooLarge("payload", exc.what, exc.size, exc.limit, exc.setting) from None
 
 
 def _addressed_run(run_id: object) -> models.Run | None:

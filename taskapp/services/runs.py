@@ -18,15 +18,18 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
+from engine import limits
 from engine.errors import LeaseLost
 from engine.language.model import TaskDef
-from engine.runner import Runner, prepare_redrive
+from engine.runner import Runner, prepare_cancel, prepare_crash_failure, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
 from taskapp import dispatch, models, signals
 from taskapp.conf import conf
 from taskapp.selectors import definition_of, snapshot_of
+from taskapp.services import workers
 from taskapp.services.errors import (
     InputInvalid,
+    InputTooLarge,
     RedriveNeedsState,
     RunConflict,
     RunNotFound,
@@ -60,6 +63,7 @@ def run_start(
 
     Raises:
         TaskNotFound: no such task or version is loaded.
+        InputTooLarge: ``input`` is over ``MAX_INPUT_BYTES`` as JSON.
         InputInvalid: ``input`` fails the task's ``input_schema``.
     """
     if idempotency_key:
@@ -68,6 +72,7 @@ def run_start(
             return found, False
     definition = _definition(task, version)
     payload = input or {}
+    _check_input_size(task, payload)
     _check_input(definition, payload)
     now = conf.clock.now()
     parsed = definition_of(definition.pk)
@@ -101,6 +106,14 @@ def _definition(task: str, version: int | None) -> models.TaskDefinition:
     if row is None:
         raise TaskNotFound(task, version)
     return row
+
+
+def _check_input_size(task: str, payload: dict[str, Any]) -> None:
+    try:
+        limits.check_size(payload, what=f"the input of a run of task '{task}'",
+                          limit=int(conf.MAX_INPUT_BYTES), setting="MAX_INPUT_BYTES")
+    except limits.SizeLimitExceeded as exc:
+        raise InputTooLarge("input", exc.what, exc.size, exc.limit, exc.setting) from None
 
 
 def _check_input(definition: models.TaskDefinition, payload: dict[str, Any]) -> None:
@@ -153,7 +166,7 @@ def _claim(run_id: object, owner: str) -> models.Run | None:
     with transaction.atomic():
         claimed = models.Run.objects.filter(free & started, id=run_id, status__in=_ACTIVE).update(
             lease_owner=owner, lease_expires_at=expires, wake_at=expires,
-            version=F("version") + 1,
+            version=F("version") + 1, crashes=F("crashes") + 1, claimed_at=now,
         )
     if not claimed:
         return None
@@ -169,6 +182,17 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
         return None
     store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal,
                            fresh=row.entry == 0, lease_expires_at=row.lease_expires_at)
+    if row.crashes > int(conf.MAX_STEP_CRASHES):
+        return _fail_poisoned(row, store)
+    workers.step_began(run_id)
+    try:
+        return _step(run_id, row, store, owner)
+    finally:
+        workers.step_ended()
+
+
+def _step(run_id: object, row: models.Run, store: DjangoRunStore,
+          owner: str) -> StepOutcome | None:
     runner = _runner(store)
     try:
         while True:
@@ -180,12 +204,12 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
     except LeaseLost:
         log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
         return None
-    except Exception:
+    except Exception as exc:
         # A bug or an outage mid-step: what was committed stays; give the run back so it is
         # retried after the backstop delay instead of when the lease runs out, then let
         # django-q2 record the failure too.
         log.exception("run.step_failed run=%s owner=%s", run_id, owner)
-        _let_go(run_id, owner)
+        _let_go(run_id, owner, crash_error=type(exc).__name__)
         raise
     if outcome.wake_at is not None and outcome.wake_at <= conf.clock.now():
         dispatch.advance_later(run_id)  # the step yielded its budget; go on at once
@@ -213,10 +237,39 @@ def runs_advance(*, run_ids: Sequence[object]) -> int:
     return len(run_ids)
 
 
-def _let_go(run_id: object, owner: str) -> None:
+def _fail_poisoned(row: models.Run, store: DjangoRunStore) -> StepOutcome:
+    """End a run whose last ``MAX_STEP_CRASHES`` steps all crashed, instead of handing it
+    to one more worker to crash (or hang) in turn. The failure is an ``error`` transition
+    with code ``step_crashes``."""
+    snapshot = snapshot_of(row)
+    limit = int(conf.MAX_STEP_CRASHES)
+    record = prepare_crash_failure(snapshot, crashes=row.crashes - 1, limit=limit,
+                                   last_error=row.crash_error, now=conf.clock.now())
+    log.error("run.poisoned run=%s state=%s crashes=%s last_error=%s", row.pk, row.state,
+              row.crashes - 1, row.crash_error or "-")
+    try:
+        with transaction.atomic():
+            store.commit(snapshot, transitions=[record], subscriptions=(), release=True)
+            _release_finished(row.pk, store)
+    except LeaseLost:
+        return None
+    return StepOutcome(None, True, 1)
+
+
+def _release_finished(run_id: object, store: DjangoRunStore) -> None:
+    """Take every claim off a run that just finished (a release refused because an event
+    came meanwhile leaves the lease on it: nothing is left to look at)."""
+    models.Run.objects.filter(id=run_id, version=store.version).update(
+        lease_owner="", lease_expires_at=None, wake_at=None, claimed_at=None, crashes=0,
+        crash_error="")
+
+
+def _let_go(run_id: object, owner: str, crash_error: str = "") -> None:
+    """Give the run back after a step that failed unexpectedly; its crash count stays."""
     try:
         models.Run.objects.filter(id=run_id, lease_owner=owner).update(
-            lease_owner="", lease_expires_at=None, wake_at=backstop(conf.clock.now()))
+            lease_owner="", lease_expires_at=None, wake_at=backstop(conf.clock.now()),
+            claimed_at=None, crash_error=crash_error[:200])
     except Exception:  # the database itself may be what failed: the lease will expire
         log.exception("run.release_failed run=%s", run_id)
 
@@ -224,13 +277,53 @@ def _let_go(run_id: object, owner: str) -> None:
 # ---------------------------------------------------------------------------- control
 
 
+# A compare-and-swap that loses to a step's commit is tried again with the new version; a
+# step commits at most a few times per instruction, so three tries nearly always land.
+_CANCEL_TRIES = 3
+
+
 def run_cancel(*, run_id: object) -> models.Run:
-    """Ask a run to stop. A waiting run is cancelled at once (by the next step, dispatched
-    now); a run in the middle of a step is cancelled when that step ends.
+    """Stop a run now: it ends cancelled in this call, with its ``cancel`` transition,
+    whatever its step is doing.
+
+    The end is one compare-and-swap on the run's version that also takes the lease away:
+    a step still in flight (stuck in a far end, spinning, or on a dead worker) is refused
+    with ``LeaseLost`` when it next commits or renews, and writes nothing more. Should
+    the step win every try (it commits between our read and our write), the request is
+    recorded instead and the step ends the run at its next move.
 
     Raises:
         RunNotFound, RunConflict: the run does not exist or has already finished.
     """
+    for _ in range(_CANCEL_TRIES):
+        run = _get(run_id)
+        if run.status not in _ACTIVE:
+            raise RunConflict(run.id, run.status, "cancel", _ACTIVE)
+        if _cancel_now(run):
+            run.refresh_from_db()
+            return run
+    return _request_cancel(run_id)
+
+
+def _cancel_now(run: models.Run) -> bool:
+    """Cancel ``run`` as read; False when it changed meanwhile (nothing written)."""
+    snapshot = snapshot_of(run)
+    record = prepare_cancel(snapshot, conf.clock.now())
+    store = DjangoRunStore(owner=run.lease_owner, version=run.version, signal=run.signal)
+    try:
+        with transaction.atomic():
+            store.commit(snapshot, transitions=[record], subscriptions=(), release=True)
+            models.Run.objects.filter(id=run.id, version=store.version).update(
+                cancel_requested=True, start_at=None, lease_owner="", lease_expires_at=None,
+                wake_at=None, claimed_at=None, crashes=0, crash_error="")
+    except LeaseLost:
+        return False
+    if run.lease_owner:
+        log.warning("run.cancelled_in_flight run=%s owner=%s", run.id, run.lease_owner)
+    return True
+
+
+def _request_cancel(run_id: object) -> models.Run:
     run = _get(run_id)
     updated = models.Run.objects.filter(id=run.id, status__in=_ACTIVE).update(
         cancel_requested=True, signal=F("signal") + 1, wake_at=backstop(conf.clock.now()),
@@ -275,7 +368,8 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
         store.commit(snapshot, transitions=[record])
         models.Run.objects.filter(id=run.id).update(
             lease_owner="", lease_expires_at=None, wake_at=backstop(now),
-            deadline_at=_deadline(snapshot.task.deadline, now),
+            deadline_at=_deadline(snapshot.task.deadline, now), claimed_at=None, crashes=0,
+            crash_error="",
         )
         dispatch.advance_later(run.id)
     run.refresh_from_db()

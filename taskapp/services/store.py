@@ -136,8 +136,10 @@ class DjangoRunStore:
         now = conf.clock.now()
         if wake_at is not None and wake_at <= now:
             wake_at = backstop(now)  # the caller dispatches it at once (see run_advance)
+        # Giving the run back is a step that ended cleanly: the crash count starts over.
         fields: dict[str, object] = {"lease_owner": "", "lease_expires_at": None,
-                                     "wake_at": wake_at}
+                                     "wake_at": wake_at, "claimed_at": None, "crashes": 0,
+                                     "crash_error": ""}
         if not run.status.finished:
             fields["status"] = str(RunStatus.WAITING)
         return fields

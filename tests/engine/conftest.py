@@ -89,6 +89,21 @@ class _Handler(BaseHTTPRequestHandler):
         size = int(arg)
         self.reply(200, b"[" + b"1," * (size // 2) + b"1]", "application/json")
 
+    def route_stream(self, arg: str) -> None:
+        """``/stream/<n>``: announces n bytes and streams them until done or the client
+        hangs up, never holding more than one chunk (a far end answering 300 MB)."""
+        size, chunk = int(arg), b"x" * 65536
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        try:
+            for _ in range(size // len(chunk)):
+                self.wfile.write(chunk)
+            self.wfile.write(b"x" * (size % len(chunk)))
+        except OSError:
+            return
+
     def route_echo(self, arg: str) -> None:
         self.reply_json(
             200,

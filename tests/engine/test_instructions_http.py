@@ -173,6 +173,31 @@ def test_body_exactly_at_the_cap_is_not_truncated(http_server, ctx):
     assert "truncated" not in result
 
 
+def test_a_300_mb_answer_fails_at_the_result_limit_without_being_read(http_server, ctx):
+    import dataclasses
+    import resource
+
+    limited = dataclasses.replace(ctx, max_result_bytes=1 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    error = failure(HttpSpec(url=http_server.url("stream/300000000"),
+                             max_response_bytes=400_000_000), limited)
+    assert str(error) == (
+        "GET: the response body is larger than 1,048,576 bytes, the limit on instruction "
+        "results (MAX_RESULT_BYTES); max_response_bytes (400,000,000) cannot raise it")
+    assert error.error_class == "error" and not error.retryable
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 50 * 1024  # a few MiB of buffers, never the 300 MB
+
+
+def test_a_cap_below_the_result_limit_still_truncates(http_server, make_ctx):
+    import dataclasses
+
+    limited = dataclasses.replace(make_ctx(), max_result_bytes=1 << 20)
+    result = run(HttpSpec(url=http_server.url("stream/3000000"), max_response_bytes=1000),
+                 limited)
+    assert result["truncated"] is True and len(result["body"]) == 1000
+
+
 def test_bad_url_is_a_non_retryable_error(ctx):
     error = failure(HttpSpec(url="not a url"), ctx)
     assert (error.error_class, error.retryable) == ("error", False)
