@@ -14,6 +14,7 @@ def _ids(messages) -> list[str]:
     return [message.id for message in messages]
 
 
+@override_settings(SECRET_KEY_FROM_ENVIRONMENT=True)
 def test_shipped_settings_pass_every_check():
     call_command("check", fail_level="WARNING")
 
@@ -61,7 +62,8 @@ def test_a_generated_key_with_a_shared_database_is_warned_about(monkeypatch):
 
 
 def test_a_missing_task_directory_is_warned_about(tmp_path):
-    with override_settings(ASYNC_STATES={"TASKDEFS_DIR": str(tmp_path / "nowhere")}):
+    with override_settings(ASYNC_STATES={"TASKDEFS_DIR": str(tmp_path / "nowhere")},
+                           SECRET_KEY_FROM_ENVIRONMENT=True):
         problems = checks.check_deployment()
     assert _ids(problems) == ["async_states.W022"]
     assert "nowhere" in problems[0].msg
