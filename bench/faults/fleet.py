@@ -92,7 +92,7 @@ class Fleet:
         if not stopped:
             self.finding("hang", f"cluster {index}", "did not stop within "
                          f"{TERM_SECONDS:.0f}s of SIGTERM to its process group "
-                         f"(left: {group_members(pgid)}); SIGKILLed")
+                         f"(left: {_describe(group_members(pgid))}); SIGKILLed")
             os.killpg(pgid, signal.SIGKILL)
         cluster.process.wait(timeout=10)
         self._restart_cluster(index)
@@ -186,6 +186,18 @@ class Fleet:
         if self.web:
             self.web.__exit__()
         return left
+
+
+def _describe(pids: list[int]) -> str:
+    """pid, state and parent of each process: enough to tell a wedged child from a leak."""
+    described = []
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        described.append(f"{pid} state {fields[0]} parent {fields[1]}")
+    return ", ".join(described)
 
 
 def _workers(root: int) -> set[int]:

@@ -65,6 +65,7 @@ def table(result: dict) -> str:
               f"({calls['calls_repeated']} repeats of a key: at-least-once)",
               f"  drained in {result['drain_seconds']} s", ""]
     lines += _takeover_lines(result["takeover"])
+    lines += _hostile_summary(result)
     lines += ["", "  must be zero:"]
     lines += [f"    {label:<48} {_count(_get(result, path)):>5}" for label, path in MUST_BE_ZERO]
     lines += _hostile_lines(result["hostile"])
@@ -83,6 +84,19 @@ def _takeover_lines(takeover: dict) -> list[str]:
         lines.append(f"    {kind:<14} {t['held_runs']:>4} runs  {figures}"
                      + (f"; never moved: {len(t['never_moved'])}" if t["never_moved"] else ""))
     return lines
+
+
+def _hostile_summary(result: dict) -> list[str]:
+    hostile = result["hostile"]
+    kinds = Counter(f["kind"] for f in result["findings"])
+    fivexx = sum(1 for h in hostile if (h["status"] or 0) >= 500)
+    silent = sum(1 for h in hostile if h["status"] is None)
+    shape = sum(1 for h in hostile if h["problem"] and (h["status"] or 500) < 500)
+    return ["", f"  hostile inputs {len(hostile)}: 5xx {fivexx}, no answer {silent}, "
+            f"4xx outside the JSON shape {shape}",
+            f"  hang detections {kinds.get('hang', 0)} (daphne not answering /api/health/, "
+            f"a cluster not stopping on SIGTERM); processes that exited by themselves "
+            f"{kinds.get('exit', 0)}"]
 
 
 def _hostile_lines(hostile: list[dict]) -> list[str]:
