@@ -199,7 +199,8 @@ def process_tree(root: int) -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        result[pid] = (int(fields["Threads"]), int(fields["VmRSS"].split()[0]))
+        # A zombie (exited, not yet reaped) has no VmRSS.
+        result[pid] = (int(fields["Threads"]), int(fields.get("VmRSS", "0").split()[0]))
     return result
 
 

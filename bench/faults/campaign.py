@@ -137,7 +137,11 @@ class Campaign:
             self.fleet.watch()
 
     def _fault(self, kind: str, offset: float) -> None:
-        record = self.fleet.inject(kind)
+        try:
+            record = self.fleet.inject(kind)
+        except Exception as exc:  # a fault that could not be done: reported, the campaign goes on
+            self.fleet.finding("error", kind, f"{type(exc).__name__}: {exc}"[:500])
+            return
         record["offset"] = round(offset, 1)
         self.faults.append(record)
         print(f"  {offset:6.1f}s {kind} held={len(record.get('held', []))}", flush=True)
