@@ -20,6 +20,7 @@ from bench.faults.campaign import LONG, QUICK, Campaign
 from bench.faults.report import failures, table, write_json
 from bench.faults.services import MissingService, require_binaries
 from bench.harness import ROOT
+from bench.run import _git_head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     print(f"fault campaign: seed {seed} ({'quick' if args.quick else 'long'})", flush=True)
     result = Campaign(QUICK if args.quick else LONG, seed).run()
+    result["git"] = _git_head()
     print(table(result), flush=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = args.json or ROOT / "bench" / "results" / f"faults-{stamp}.json"

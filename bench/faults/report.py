@@ -53,8 +53,8 @@ def failures(result: dict) -> dict[str, int]:
 def table(result: dict) -> str:
     faults = Counter(f["kind"] for f in result["faults"])
     runs, load, calls = result["runs"], result["load"], result["calls"]
-    lines = [f"fault campaign, seed {result['seed']} ({result['seconds']:.0f} s; replay with "
-             f"--seed {result['seed']})", ""]
+    lines = [f"fault campaign at {result.get('git', '?')}, seed {result['seed']} "
+             f"({result['seconds']:.0f} s; replay with --seed {result['seed']})", ""]
     lines += [f"  {kind:<18} {faults.get(kind, 0):>5}" for kind in FAULTS]
     lines.append(f"  {'kill rounds':<18} {sum(faults[k] for k in KILLS):>5}")
     lines += ["", f"  runs started {load['attempted']}, accepted {load['accepted']}, "
