@@ -81,7 +81,7 @@ class LoadRecord:
     gave_up: list[str] = field(default_factory=list)  # keys never answered with a 2xx
     retries: int = 0
     server_errors: dict[str, int] = field(default_factory=dict)  # 5xx status -> count
-    samples_500: list[dict] = field(default_factory=list)  # the first few 500s, for a report
+    samples_500: list[dict] = field(default_factory=list)  # when and where (up to 1,000)
     events_sent: int = 0
     events_gave_up: list[str] = field(default_factory=list)
 
@@ -168,7 +168,7 @@ class Load:
                 return
             status = str(response.status_code)
             self.record.server_errors[status] = self.record.server_errors.get(status, 0) + 1
-            if status == "500" and len(self.record.samples_500) < 20:
+            if status == "500" and len(self.record.samples_500) < 1000:
                 self.record.samples_500.append({"path": path, "at": time.time(),
                                                 "body": response.text[:300]})
 

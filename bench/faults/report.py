@@ -61,6 +61,7 @@ def table(result: dict) -> str:
               f"checked {runs['runs']}, transitions checked {runs['transitions_checked']}",
               f"  client retries {load['retries']}, 5xx answers to the load "
               f"{sum(load['server_errors'].values())} {load['server_errors'] or ''}",
+              *_after_fault(load.get("samples_500", []), result["faults"]),
               f"  events sent {load['events_sent']}; far-end calls {calls['calls']} "
               f"({calls['calls_repeated']} repeats of a key: at-least-once)",
               f"  drained in {result['drain_seconds']} s", ""]
@@ -74,6 +75,23 @@ def table(result: dict) -> str:
     lines += ["", "PASS: nothing lost, duplicated, stuck or leaked; no findings" if not bad
               else f"FAIL: {', '.join(f'{k}: {n}' for k, n in bad.items())}"]
     return "\n".join(lines)
+
+
+def _after_fault(samples: list[dict], faults: list[dict]) -> list[str]:
+    """Which fault each 500 to the load followed (the latest one before it) and how soon."""
+    if not samples:
+        return []
+    after: Counter[str] = Counter()
+    latest: dict[str, float] = {}
+    for sample in samples:
+        before = [f for f in faults if f["at"] <= sample["at"]]
+        kind = max(before, key=lambda f: f["at"])["kind"] if before else "no fault"
+        after[kind] += 1
+        if before:
+            gap = sample["at"] - max(f["at"] for f in before)
+            latest[kind] = max(latest.get(kind, 0.0), gap)
+    return ["    500s by the fault before them: " + ", ".join(
+        f"{kind} {n} (within {latest.get(kind, 0):.1f} s)" for kind, n in after.most_common())]
 
 
 def _takeover_lines(takeover: dict) -> list[str]:
