@@ -38,5 +38,6 @@ def test_quick_fault_campaign_loses_nothing_and_has_no_findings(tmp_path):
     result = json.loads(out.read_text())
     assert sum(f["kind"] in {"cluster_kill", "worker_kill"} for f in result["faults"]) >= 2
     assert result["runs"]["runs"] == result["load"]["accepted"] > 0
-    assert not failures(result), table(result)
+    bad = failures(result)
+    assert not bad, table(result)
     assert finished.returncode == 0, finished.stderr[-3000:]
