@@ -45,6 +45,9 @@ class Fleet:
     def __init__(self, env: dict[str, str], pg: PrivatePostgres, redis: PrivateRedis,
                  clusters: int, rng: random.Random):
         self.env, self.pg, self.redis, self.rng = env, pg, redis, rng
+        # Which process dies depends on who holds a lease at that moment: drawn from a
+        # stream of its own, so the seed still replays every other choice.
+        self.victims = random.Random(rng.random())
         self.clusters: list[Cluster] = [Cluster(**env) for _ in range(clusters)]
         self.web: WebServer | None = None
         self.findings: list[dict[str, Any]] = []
@@ -65,7 +68,7 @@ class Fleet:
         tree = _workers(cluster.process.pid) or set(cluster.tree())
         wait_until(lambda: held_runs(tree), HOLD_WAIT, every=0.02)
         holders = sorted({pid for pid in tree if held_runs({pid})})
-        victim = self.rng.choice(holders or sorted(tree))
+        victim = self.victims.choice(holders or sorted(tree))
         held = held_runs({victim})
         at = time.time()
         os.kill(victim, signal.SIGKILL)
