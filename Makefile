@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # Touched after each install: pip runs again only when pyproject.toml is newer.
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint check clean distclean venv
+.PHONY: run test lint check clean distclean venv faults
 
 run: $(STAMP)
 	@scripts/run.sh
@@ -47,3 +47,10 @@ distclean: clean
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# The fault campaign (bench/faults, docs/reliability.md): the project's processes on a private
+# PostgreSQL and Redis it starts itself, killed and restarted under load, hostile inputs fed
+# to daphne; prints what was lost, duplicated, stuck or leaked and writes
+# bench/results/faults-<time>.json. QUICK=1: one fault of each kind (what `make test` runs).
+faults: $(STAMP)
+	$(BIN)/python -m bench.faults $(if $(QUICK),--quick) $(FAULTS_ARGS)

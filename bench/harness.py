@@ -158,8 +158,9 @@ class Cluster(_Process):
 class WebServer(_Process):
     """daphne serving the project on a free loopback port; ready when it answers."""
 
-    def __init__(self, **env: str):
-        self.port = free_port()
+    def __init__(self, port: int | None = None, **env: str):
+        """``port``: a given one (a restart keeps its address), else a free one."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1",
                         "-p", str(self.port), "-v", "0", "async_states.asgi:application"]
@@ -198,8 +199,23 @@ def process_tree(root: int) -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        result[pid] = (int(fields["Threads"]), int(fields["VmRSS"].split()[0]))
+        # A zombie (exited, not yet reaped) has no VmRSS.
+        result[pid] = (int(fields["Threads"]), int(fields.get("VmRSS", "0").split()[0]))
     return result
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``: what is left of a process
+    group after its leader exited."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 # ---------------------------------------------------------------------------- statistics
