@@ -39,6 +39,9 @@ MAKE_TARGETS = {
     "make test": "runs this suite itself",
     "make bench QUICK=1": "a benchmark: minutes of load on PostgreSQL and Redis",
     "make bench": "the full benchmark suite: about half an hour",
+    "make faults QUICK=1": "a fault campaign with its own PostgreSQL and Redis; the same quick "
+                           "campaign runs as tests/e2e/test_faults.py",
+    "make faults": "the long fault campaign: about a quarter of an hour",
 }
 # The README's first line of `make run` comes from make itself, and only on a fresh install.
 INSTALL_LINE = "Installing dependencies (pyproject.toml is newer than the last install)..."
