@@ -203,12 +203,18 @@ class Event(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    # When its subscribers were signalled. Null between the event's commit and the wake-up's:
+    # if the second never commits (the database went away), the timer finishes the job
+    # (services.events.events_rewake), so no waiting run misses a stored event.
+    woken_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]
         indexes = [
             models.Index(fields=["name", "correlation", "received_at"], name="event_corr"),
             models.Index(fields=["expires_at"], name="event_expires"),
+            models.Index(fields=["received_at"], name="event_not_woken",
+                         condition=Q(woken_at__isnull=True)),
         ]
 
 

@@ -17,6 +17,7 @@ import time
 from django.db import close_old_connections, connection
 
 from taskapp.conf import conf
+from taskapp.services.events import events_rewake
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 from taskapp.services.wakeups import wakeups_fire
 
@@ -24,6 +25,8 @@ log = logging.getLogger("async_states.timer")
 
 # How often the thread records that its cluster is alive (GET /api/health/ reads it).
 HEARTBEAT_SECONDS = 5.0
+# How often it looks for events whose wake-up never committed (services.events_rewake).
+REWAKE_SECONDS = 1.0
 
 
 class TimerThread(threading.Thread):
@@ -34,6 +37,7 @@ class TimerThread(threading.Thread):
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._started_at = conf.clock.now()
         self._beaten = 0.0
+        self._rewoken = 0.0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -53,6 +57,7 @@ class TimerThread(threading.Thread):
         tick = float(conf.TICK_SECONDS)
         try:
             self._heartbeat()
+            self._rewake()
             fired = wakeups_fire()
         except Exception:  # the database may be away for a while: keep the thread alive
             log.exception("timer.error")
@@ -65,6 +70,11 @@ class TimerThread(threading.Thread):
         if time.monotonic() - self._beaten >= HEARTBEAT_SECONDS:
             cluster_heartbeat(owner=self.owner, started_at=self._started_at)
             self._beaten = time.monotonic()
+
+    def _rewake(self) -> None:
+        if time.monotonic() - self._rewoken >= REWAKE_SECONDS:
+            events_rewake()
+            self._rewoken = time.monotonic()
 
     def _heartbeat_end(self) -> None:
         try:

@@ -15,7 +15,7 @@ from taskapp.services.errors import (
     TaskNotFound,
     ValueTooLarge,
 )
-from taskapp.services.events import event_send
+from taskapp.services.events import event_send, events_rewake
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 from taskapp.services.retention import (
     PurgeReport,
@@ -36,7 +36,7 @@ from taskapp.services.workers import worker_recycle_due, worker_stuck, worker_un
 __all__ = [
     "DefinitionConflict", "EventTooLarge", "InputInvalid", "InputTooLarge", "ValueTooLarge",
     "LoadResult", "RunConflict", "RunNotActive",
-    "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send",
+    "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send", "events_rewake",
     "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance", "wakeups_fire",
     "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
     "retention_policy_ensure", "retention_policy_save",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -42,6 +42,8 @@ def event_send(
         RunNotFound: ``run_id`` names no run. RunConflict: that run has finished.
     """
     if key and (seen := models.Event.objects.filter(key=key).first()):
+        if seen.woken_at is None:  # the first send stored it but never signalled: finish
+            _wake_subscribers(seen)
         return seen, False
     _check_payload_size(name, payload)
     run = _addressed_run(run_id)
@@ -60,6 +62,20 @@ def event_send(
         raise
     _wake_subscribers(event)
     return event, True
+
+
+def events_rewake(*, now: datetime | None = None, grace_seconds: float = 2.0,
+                  limit: int = 100) -> int:
+    """Signal the subscribers of events stored more than ``grace_seconds`` ago whose wake-up
+    never committed (``event_send`` commits the event, then the wake-up: the database can go
+    away in between). Called by the timer; returns how many events it finished."""
+    now = now or conf.clock.now()
+    stale = list(models.Event.objects.filter(
+        woken_at__isnull=True, received_at__lte=now - timedelta(seconds=grace_seconds),
+    ).order_by("received_at")[:limit])
+    for event in stale:
+        _wake_subscribers(event)
+    return len(stale)
 
 
 def _check_payload_size(name: str, payload: Any) -> None:
@@ -82,6 +98,7 @@ def _addressed_run(run_id: object) -> models.Run | None:
 
 
 def _wake_subscribers(event: models.Event) -> None:
+    """Signal the runs the event concerns and mark it woken, in one transaction."""
     if event.run_id is not None:
         run_ids = [event.run_id]
     else:
@@ -89,11 +106,13 @@ def _wake_subscribers(event: models.Event) -> None:
             models.Subscription.objects.filter(name=event.name, correlation=event.correlation)
             .values_list("run_id", flat=True).distinct()
         )
-    if not run_ids:
-        return
+    now = conf.clock.now()
     with transaction.atomic():
-        models.Run.objects.filter(id__in=run_ids, status__in=_ACTIVE).update(
-            signal=F("signal") + 1, wake_at=backstop(conf.clock.now())
-        )
-        for run_id in run_ids:
-            dispatch.advance_later(run_id)
+        if run_ids:
+            models.Run.objects.filter(id__in=run_ids, status__in=_ACTIVE).update(
+                signal=F("signal") + 1, wake_at=backstop(now)
+            )
+            for run_id in run_ids:
+                dispatch.advance_later(run_id)
+        models.Event.objects.filter(pk=event.pk).update(woken_at=now)
+    event.woken_at = now
