@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import django_filters as filters
@@ -77,8 +78,25 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
+class VersionField(forms.CharField):
+    """A task version: 1 to 2**31 - 1 in ASCII digits (``forms.IntegerField`` took Unicode
+    digits, and 20 digits reached the database as an integer it could not hold)."""
+
+    def to_python(self, value: str) -> int | None:
+        text = super().to_python(value).strip()
+        if not text:
+            return None
+        if not _VERSION.fullmatch(text) or not 1 <= int(text) < 2**31:
+            raise forms.ValidationError("a whole number from 1 to 2147483647 (ASCII digits)")
+        return int(text)
+
+
+_VERSION = re.compile(r"[0-9]{1,10}")
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
 class IntegerFilter(filters.NumberFilter):
-    field_class = forms.IntegerField
+    field_class = VersionField
 
 
 class RunFilter(filters.FilterSet):

@@ -3,10 +3,11 @@ task YAML without loading it."""
 
 from __future__ import annotations
 
+import logging
+
 import yaml
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,8 +15,11 @@ from engine.errors import Problem
 from engine.language import Report, validate_text
 from taskapp import selectors
 from taskapp.api import serializers as s
-from taskapp.api.parsers import PlainTextParser, TextYamlParser, YamlTextParser
+from taskapp.api.params import whole_number
+from taskapp.api.parsers import JsonParser, PlainTextParser, TextYamlParser, YamlTextParser
 from taskapp.api.runs import _errors
+
+log = logging.getLogger("async_states.api")
 
 
 class TaskListView(APIView):
@@ -52,9 +56,7 @@ class TaskDetailView(APIView):
 def _version(text: str | None) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit() or not 0 < int(text) < 2**31:
-        raise ValidationError({"version": ["a positive whole number"]})
-    return int(text)
+    return whole_number(text, name="version", low=1, high=2**31 - 1)
 
 
 class TaskValidateView(APIView):
@@ -62,7 +64,7 @@ class TaskValidateView(APIView):
     (``application/yaml``, ``text/yaml`` or ``text/plain``; left out of the schema, where a
     string body would read as YAML that is not one)."""
 
-    parser_classes = [JSONParser, YamlTextParser, TextYamlParser, PlainTextParser]
+    parser_classes = [JsonParser, YamlTextParser, TextYamlParser, PlainTextParser]
 
     @extend_schema(
         summary="Validate a task definition (nothing is loaded)",
@@ -83,6 +85,8 @@ class TaskValidateView(APIView):
 
 
 def _validate(text: str, source: str) -> Report:
+    """The reader's report; whatever else it raises is this text's fault (the text is all
+    that varies), so it is a 400 naming ``text``, never a 500."""
     try:
         return validate_text(text, source)
     except yaml.reader.ReaderError as exc:
@@ -93,3 +97,8 @@ def _validate(text: str, source: str) -> Report:
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         message = f"YAML cannot hold this text: {exc.reason} (character #x{exc.character:04x})"
         return Report(source, None, (Problem(source, line, column, "", message),))
+    except Exception as exc:  # RecursionError, OverflowError, MemoryError...: see docstring
+        log.warning("tasks.validate_failed source=%r", source, exc_info=True)
+        raise ValidationError({"text": [
+            f"the task reader could not read this text ({type(exc).__name__}: "
+            f"{str(exc)[:200]})"]}) from None

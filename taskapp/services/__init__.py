@@ -11,6 +11,7 @@ from taskapp.services.errors import (
     RunNotFound,
     ServiceError,
     TaskNotFound,
+    ValueUnstorable,
 )
 from taskapp.services.events import event_send
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
@@ -26,7 +27,7 @@ from taskapp.services.wakeups import wakeups_fire
 
 __all__ = [
     "DefinitionConflict", "InputInvalid", "LoadResult", "RunConflict", "RunNotActive",
-    "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send",
-    "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance", "wakeups_fire",
-    "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
+    "RunNotFound", "ServiceError", "TaskNotFound", "ValueUnstorable", "definition_load",
+    "event_send", "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance",
+    "wakeups_fire", "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
 ]

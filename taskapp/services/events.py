@@ -11,7 +11,7 @@ from django.db.models import F
 from engine.runs import ACTIVE
 from taskapp import dispatch, models
 from taskapp.conf import conf
-from taskapp.services.errors import RunConflict, RunNotFound
+from taskapp.services.errors import RunConflict, RunNotFound, ValueUnstorable
 from taskapp.services.wakeups import backstop
 
 _ACTIVE = [str(s) for s in ACTIVE]
@@ -38,7 +38,9 @@ def event_send(
 
     Raises:
         RunNotFound: ``run_id`` names no run. RunConflict: that run has finished.
+        ValueUnstorable: ``payload`` holds a value the database cannot store.
     """
+    ValueUnstorable.refuse("data", payload)
     if key and (seen := models.Event.objects.filter(key=key).first()):
         return seen, False
     run = _addressed_run(run_id)

@@ -23,7 +23,13 @@ from engine.runner import Runner, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
 from taskapp import dispatch, models, signals
 from taskapp.conf import conf
-from taskapp.services.errors import InputInvalid, RunConflict, RunNotFound, TaskNotFound
+from taskapp.services.errors import (
+    InputInvalid,
+    RunConflict,
+    RunNotFound,
+    TaskNotFound,
+    ValueUnstorable,
+)
 from taskapp.services.wakeups import backstop
 from taskapp.store import DjangoRunStore, definition_of, snapshot_of
 
@@ -52,6 +58,7 @@ def run_start(
     Raises:
         TaskNotFound: no such task or version is loaded.
         InputInvalid: ``input`` fails the task's ``input_schema``.
+        ValueUnstorable: ``input`` holds a value the database cannot store.
     """
     if idempotency_key:
         existing = models.Run.objects.filter(task_name=task, idempotency_key=idempotency_key)
@@ -59,6 +66,7 @@ def run_start(
             return found, False
     definition = _definition(task, version)
     payload = input or {}
+    ValueUnstorable.refuse("input", payload)
     _check_input(definition, payload)
     now = conf.clock.now()
     parsed = definition_of(definition.pk)
