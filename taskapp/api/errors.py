@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -69,8 +70,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's ``EXCEPTION_HANDLER``: anything we recognise becomes the one shape; anything
     else is left to Django (a 500, which the tests make sure never happens for bad input)."""
     if isinstance(exc, ServiceError):
+        _render_as_json(context)
         return _service(exc)
     if (unavailable := _unavailable(exc)) is not None:
+        _render_as_json(context)
         return unavailable
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(int(conf.API_MAX_BODY_BYTES))
@@ -84,7 +87,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     response.data = _api_body(exc)
+    _render_as_json(context)
     return response
+
+
+def _render_as_json(context: dict[str, Any]) -> None:
+    """Errors are JSON whatever renderer the view chose for success (the schema's is
+    ``application/vnd.oai.openapi``, YAML): DRF renders a response with the request's."""
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
 
 
 _UNAVAILABLE: list[tuple[tuple[type[Exception], ...], str, str]] = [

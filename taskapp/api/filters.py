@@ -37,7 +37,10 @@ class DurationField(forms.CharField):
 
 def _duration(text: str) -> timedelta:
     if text.upper().startswith("P"):
-        iso = parse_iso_duration(text)
+        try:
+            iso = parse_iso_duration(text)
+        except OverflowError:  # P99999999999D: Django builds the timedelta unchecked
+            raise forms.ValidationError(f"duration '{text}' is too long") from None
         if iso is None or iso < timedelta(0):
             raise forms.ValidationError(f"bad ISO 8601 duration '{text}'")
         return iso
@@ -82,8 +85,11 @@ class VersionField(forms.CharField):
     """A task version: 1 to 2**31 - 1 in ASCII digits (``forms.IntegerField`` took Unicode
     digits, and 20 digits reached the database as an integer it could not hold)."""
 
+    def __init__(self, **kwargs):
+        super().__init__(strip=False, **kwargs)  # " 5" is not a version either
+
     def to_python(self, value: str) -> int | None:
-        text = super().to_python(value).strip()
+        text = super().to_python(value)
         if not text:
             return None
         if not _VERSION.fullmatch(text) or not 1 <= int(text) < 2**31:
