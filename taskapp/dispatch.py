@@ -125,8 +125,10 @@ def schedule_purge(minutes: int) -> None:
 
 def broker_status() -> tuple[bool, str, int | None]:
     """Whether the broker answers, what it is, and how many tasks wait in it."""
-    broker = _broker()
+    broker = None
     try:
+        broker = _broker()  # the ORM broker reads the database as it is made
         return bool(broker.ping()), broker.info(), int(broker.queue_size())
     except Exception as exc:  # any failure of the broker means "not alive"; say which
-        return False, f"{broker.info()}: {type(exc).__name__}: {exc}", None
+        what = broker.info() if broker is not None else "the broker"
+        return False, f"{what}: {type(exc).__name__}: {exc}", None
