@@ -19,11 +19,19 @@ from taskapp.conf import conf
 ORDERINGS = ["-created_at", "created_at", "-updated_at", "updated_at"]
 
 
+def _given(value: object) -> None:
+    """A parameter sent empty (``?version=``) is refused, not read as absent: the schema
+    gives it a type, and an empty time or number is none of them."""
+    if value == "":
+        raise forms.ValidationError("empty: give a value or leave the parameter out")
+
+
 class DurationField(forms.CharField):
     """Seconds (``3600``), the task language's durations (``1h``, ``90m``, ``1d12h``) or
     ISO 8601 (``PT1H``)."""
 
     def to_python(self, value: str) -> timedelta | None:
+        _given(value)
         text = super().to_python(value).strip()
         if not text:
             return None
@@ -68,6 +76,7 @@ class UtcDateTimeField(IsoDateTimeField):
     ±15:59 that Python accepts (+16:08 was a 500 before)."""
 
     def to_python(self, value):
+        _given(value)
         moment = super().to_python(value)
         if moment is None:
             return None
@@ -89,6 +98,7 @@ class VersionField(forms.CharField):
         super().__init__(strip=False, **kwargs)  # " 5" is not a version either
 
     def to_python(self, value: str) -> int | None:
+        _given(value)
         text = super().to_python(value)
         if not text:
             return None

@@ -19,11 +19,14 @@ from taskapp.api.permissions import CanControlRuns, CanStartRuns
 
 # Run ids are UUIDs; the URL takes any text so that a malformed one is the API's JSON 404.
 RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Run id.")
-ERRORS = {code: OpenApiResponse(s.ErrorSerializer) for code in (400, 401, 403, 404, 409)}
+ERRORS = {code: OpenApiResponse(s.ErrorSerializer)
+          for code in (400, 401, 403, 404, 409, 413, 503)}
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: ERRORS[code] for code in codes}
+    """The documented errors: these, and 503 (the database or the broker is down) for all;
+    413 for a body past API_MAX_BODY_BYTES on operations that read one."""
+    return {code: ERRORS[code] for code in (*codes, 503)}
 
 
 def run_id(text: str) -> uuid.UUID:
@@ -60,7 +63,7 @@ class RunListView(generics.ListAPIView):
         summary="Start a run", request=s.RunStartSerializer,
         responses={201: s.RunSerializer, 200: OpenApiResponse(
             s.RunSerializer, description="The run this idempotency key already started."),
-            **_errors(400, 401, 403)},
+            **_errors(400, 401, 403, 413)},
     )
     def post(self, request):
         params = s.RunStartSerializer(data=request.data)
@@ -126,7 +129,7 @@ class RunRedriveView(APIView):
 
     @extend_schema(summary="Redrive a failed, timed-out or cancelled run", parameters=[RUN_ID],
                    request=s.RedriveSerializer,
-                   responses={200: s.RunSerializer, **_errors(400, 401, 403, 404, 409)})
+                   responses={200: s.RunSerializer, **_errors(400, 401, 403, 404, 409, 413)})
     def post(self, request, pk):
         params = s.RedriveSerializer(data=request.data)
         params.is_valid(raise_exception=True)
@@ -140,7 +143,7 @@ class RunEventsView(APIView):
     @extend_schema(summary="Send an event to a run", parameters=[RUN_ID],
                    request=s.EventInSerializer,
                    responses={201: s.EventSerializer, 200: s.EventSerializer,
-                              **_errors(400, 401, 403, 404, 409)})
+                              **_errors(400, 401, 403, 404, 409, 413)})
     def post(self, request, pk):
         params = s.EventInSerializer(data=request.data)
         params.is_valid(raise_exception=True)

@@ -54,7 +54,7 @@ class TaskDetailView(APIView):
 
 
 def _version(text: str | None) -> int | None:
-    if text is None or text == "":
+    if text is None:
         return None
     return whole_number(text, name="version", low=1, high=2**31 - 1)
 
@@ -69,10 +69,13 @@ class TaskValidateView(APIView):
     @extend_schema(
         summary="Validate a task definition (nothing is loaded)",
         request={"application/json": s.ValidateInSerializer},
-        responses={200: s.ValidateOutSerializer, **_errors(400, 401)},
+        responses={200: s.ValidateOutSerializer, **_errors(400, 401, 413)},
     )
     def post(self, request):
-        raw = {"text": request.data} if isinstance(request.data, str) else request.data
+        # A YAML body is the text itself; a JSON body is an object (a JSON string is not one).
+        media_type = request.content_type.split(";")[0].strip().lower()
+        as_text = isinstance(request.data, str) and media_type != JsonParser.media_type
+        raw = {"text": request.data} if as_text else request.data
         params = s.ValidateInSerializer(data=raw)
         params.is_valid(raise_exception=True)
         report = _validate(params.validated_data["text"], params.validated_data["source"])

@@ -133,12 +133,6 @@ def test_hostile_bodies_are_4xx_in_the_error_shape(api, endpoints, webhook_env, 
     for endpoint in POSTS_WITH_BODIES:
         path = endpoints[endpoint][0]
         response = api.generic("POST", path, body, content_type=content_type)
-        if (name, endpoint) == ("a string", "validate"):  # a JSON string is the text
-            assert response.status_code == 200 and response.json()["ok"] is False
-            continue
-        if (name, endpoint) == ("wrong types", "redrive"):  # "state": 1.5 reads as "1.5"
-            assert_error(response, 409)
-            continue
         assert_error(response, expected)
     assert models.Run.objects.count() == 1  # the fixture's run: nothing was started
 
@@ -292,9 +286,6 @@ def test_page_size_is_ascii_digits_in_range(api, endpoints, value):
 def test_version_is_ascii_digits_in_range(api, endpoints, value):
     for endpoint in ["runs", "task"]:
         response = api.get(endpoints[endpoint][0], {"version": value})
-        if value == "":  # absent
-            assert response.status_code == 200
-            continue
         body = assert_error(response, 400)
         assert "version" in body["errors"]
 
