@@ -19,6 +19,12 @@ from taskapp.conf import conf
 ORDERINGS = ["-created_at", "created_at", "-updated_at", "updated_at"]
 
 
+def _invalid(message: str, text: str) -> forms.ValidationError:
+    """An error quoting the request: the text goes in ``params``, because django-filter
+    formats every message with ``%`` (a ``%`` in the text was a TypeError, a 500)."""
+    return forms.ValidationError(message, params={"text": text})
+
+
 def _given(value: object) -> None:
     """A parameter sent empty (``?version=``) is refused, not read as absent: the schema
     gives it a type, and an empty time or number is none of them."""
@@ -39,7 +45,7 @@ class DurationField(forms.CharField):
         try:
             datetime.now() - duration  # noqa: B018 - a too large duration fails here, not later
         except OverflowError:
-            raise forms.ValidationError(f"duration '{text}' is too long") from None
+            raise _invalid("duration '%(text)s' is too long", text) from None
         return duration
 
 
@@ -48,14 +54,14 @@ def _duration(text: str) -> timedelta:
         try:
             iso = parse_iso_duration(text)
         except OverflowError:  # P99999999999D: Django builds the timedelta unchecked
-            raise forms.ValidationError(f"duration '{text}' is too long") from None
+            raise _invalid("duration '%(text)s' is too long", text) from None
         if iso is None or iso < timedelta(0):
-            raise forms.ValidationError(f"bad ISO 8601 duration '{text}'")
+            raise _invalid("bad ISO 8601 duration '%(text)s'", text)
         return iso
     try:
         return parse_duration(float(text) if _number(text) else text)
     except (ValueError, OverflowError) as exc:
-        raise forms.ValidationError(str(exc)) from None
+        raise _invalid("%(text)s", str(exc)) from None
 
 
 def _number(text: str) -> bool:

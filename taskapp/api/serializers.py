@@ -3,6 +3,8 @@ only format. Engine-private run columns (cursor, lease, version, signal) are nev
 
 from __future__ import annotations
 
+import math
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -18,6 +20,18 @@ class TextField(serializers.CharField):
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NumberField(serializers.FloatField):
+    """A finite JSON number. DRF's ``FloatField`` also takes ``false`` (0.0) and strings,
+    ``"nan"`` and ``"inf"`` among them, which pass its min and max checks (NaN compares
+    false with everything)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or \
+                not math.isfinite(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -123,7 +137,7 @@ class EventInSerializer(serializers.Serializer):
         help_text="A dedupe id: an event whose id was seen before is ignored (200).")
     data = serializers.JSONField(required=False, default=dict, allow_null=True,
                                  help_text="The payload (null: none).")
-    ttl = serializers.FloatField(
+    ttl = NumberField(
         min_value=0, max_value=366 * 86400, required=False, allow_null=True,
         help_text="Seconds the event is kept for runs that subscribe later (default 1 day).")
 

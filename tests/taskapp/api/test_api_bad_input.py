@@ -118,6 +118,12 @@ HOSTILE_BODIES = [
     ("wrong types", b'{"task": {}, "input": [], "version": "two", "name": [], "text": [], '
                     b'"ttl": "soon", "state": 1.5, "run": "x", "data": 1, "id": []}',
      "application/json", 400),
+    ("ttl as text", b'{"name": "n", "ttl": "nan", "task": "shop_order", "text": 5, '
+                    b'"state": 1, "input": {"order_id": "a"}, "version": "1e999"}',
+     "application/json", 400),
+    ("booleans", b'{"name": "n", "ttl": false, "task": "shop_order", "text": true, '
+                 b'"state": false, "input": {"order_id": "a"}, "version": true}',
+     "application/json", 400),
     ("form", b"task=shop_order", "application/x-www-form-urlencoded", 415),
     ("multipart", b"--b\r\n\r\n--b--", "multipart/form-data; boundary=b", 415),
     ("html", b"<p>hi</p>", "text/html", 415),
@@ -298,6 +304,8 @@ def test_version_is_ascii_digits_in_range(api, endpoints, value):
     {"in_state_longer_than": "inf"}, {"in_state_longer_than": "1e400"},
     {"in_state_longer_than": "9" * 5000}, {"in_state_longer_than": "-5"},
     {"in_state_shorter_than": "P99999999999D"}, {"in_state_shorter_than": "99999999999999d"},
+    {"in_state_longer_than": "%s%d%(x)s%"}, {"in_state_longer_than": "P%s"},
+    {"created_after": "%s"}, {"version": "%d"}, {"page_size": "%"},
     {"task": "x" * 100_000},
 ])
 def test_bad_filters_are_400(api, endpoints, params):
