@@ -107,14 +107,14 @@ _UNAVAILABLE: list[tuple[tuple[type[Exception], ...], str, str]] = [
 
 
 def _unavailable(exc: Exception) -> Response | None:
-    """A 503 with ``Retry-After`` when a service the request needs is down; nothing was
-    done (a run is started in one transaction, and a broker failure after it commits is left
-    to the run's backstop wake-up: taskapp/dispatch.py)."""
+    """A 503 with ``Retry-After`` when a service the request needs is down. A run is never
+    created behind one: it is started in one transaction, a broker failure after the commit
+    is left to the run's backstop wake-up (taskapp/dispatch.py), and the view answers with
+    the run it has if the database fails after the commit (taskapp/api/runs.py)."""
     for classes, code, what in _UNAVAILABLE:
         if isinstance(exc, classes):
             seconds = int(conf.API_RETRY_AFTER_SECONDS)
-            message = (f"{what} is unavailable ({type(exc).__name__}); nothing was done: "
-                       f"retry in {seconds}s")
+            message = f"{what} is unavailable ({type(exc).__name__}): retry in {seconds}s"
             return Response(error_body(code, message), status=503,
                             headers={"Retry-After": str(seconds)})
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import DatabaseError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -69,7 +70,10 @@ class RunListView(generics.ListAPIView):
         params = s.RunStartSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         run, created = services.run_start(**params.validated_data)
-        run = selectors.run_get(run_id=run.pk)
+        try:
+            run = selectors.run_get(run_id=run.pk) or run
+        except DatabaseError:  # the run is committed: answer with it, not with a 503
+            pass
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.RunSerializer(run).data, status=code)
 

@@ -135,3 +135,23 @@ def test_health_says_which_service_is_down(database_down):
     response = APIClient().get("/api/health/")
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["ok"] is False
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_a_database_failure_after_the_run_is_committed_still_answers_201(api, shop,
+                                                                         monkeypatch):
+    """The view reads the run again to show it; if the database goes away just then, the run
+    exists all the same: the client gets it (201), not a 503 that it would retry into a
+    second run."""
+    from django.db import OperationalError
+
+    def gone(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("taskapp.api.runs.selectors.run_get", gone)
+    response = post_retrying_on_5xx(api, "/api/runs/", {"task": "shop_order",
+                                                        "input": {"order_id": "L-1"}})
+    assert response.status_code == 201, response.content
+    assert models.Run.objects.count() == 1
+    assert response.json()["id"] == str(models.Run.objects.get().pk)
