@@ -26,6 +26,7 @@ from django.contrib.staticfiles.handlers import StaticFilesHandler  # noqa: E402
 from async_states.pooled_http import PooledWSGI  # noqa: E402
 from dashboard.origins import OriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
+from taskapp.conf import conf  # noqa: E402
 
 wsgi_app = django_wsgi_app
 if getattr(settings, "SERVE_STATIC", True):
@@ -33,7 +34,8 @@ if getattr(settings, "SERVE_STATIC", True):
 
 application = ProtocolTypeRouter(
     {
-        "http": PooledWSGI(wsgi_app, threads=settings.WEB_THREADS),
+        "http": PooledWSGI(wsgi_app, threads=settings.WEB_THREADS,
+                           max_body=int(conf.WEB_MAX_BODY_BYTES)),
         "websocket": OriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -19,6 +19,7 @@ chunk by chunk, and the WSGI iterable is closed on its thread, where Django then
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,31 +39,63 @@ BODY_IN_MEMORY = 1024 * 1024
 class PooledWSGI:
     """An ASGI HTTP application that runs ``wsgi_app`` on a fixed pool of threads."""
 
-    def __init__(self, wsgi_app: WSGIApp, threads: int):
+    def __init__(self, wsgi_app: WSGIApp, threads: int, max_body: int | None = None):
         self.wsgi_app = wsgi_app
         self.threads = threads
+        self.max_body = max_body
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"PooledWSGI serves HTTP only, not {scope['type']!r}")
         with SpooledTemporaryFile(max_size=BODY_IN_MEMORY) as body:
-            if not await _read_body(receive, body):
+            read = await _read_body(receive, body, self.max_body)
+            if read is _GONE:
                 return  # the client went away before it finished sending
+            if read is _TOO_LARGE:
+                await _send_all(send, _too_large(self.max_body or 0))
+                return
             body.seek(0)
             loop = asyncio.get_running_loop()
             exchange = _Exchange(scope, body, send, loop)
             await loop.run_in_executor(self.executor, exchange.run, self.wsgi_app)
 
 
-async def _read_body(receive: Receive, body: IO[bytes]) -> bool:
+_READ, _GONE, _TOO_LARGE = "read", "gone", "too large"
+
+
+async def _read_body(receive: Receive, body: IO[bytes], limit: int | None) -> str:
+    """Spool the body into ``body``; past ``limit`` bytes stop keeping it (the spool is a
+    temporary file: an endless body would fill the disk) but go on reading, up to ``limit``
+    more, so that a client that sends its whole body before it reads hears the 413."""
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return False
-        body.write(message.get("body", b""))
+            return _GONE
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is None or size <= limit:
+            body.write(chunk)
+        elif size > 2 * limit:
+            return _TOO_LARGE
         if not message.get("more_body"):
-            return True
+            return _READ if limit is None or size <= limit else _TOO_LARGE
+
+
+def _too_large(limit: int) -> list[Message]:
+    """A 413 in the API's error shape (taskapp/api/errors.py), the connection then closed:
+    the rest of the body may still be on its way."""
+    body = json.dumps({
+        "code": "request_too_large", "errors": {},
+        "message": f"the request body is larger than {limit} bytes (WEB_MAX_BODY_BYTES)",
+    }).encode()
+    return [
+        {"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]},
+        {"type": "http.response.body", "body": body, "more_body": False},
+    ]
 
 
 class _Exchange:

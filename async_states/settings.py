@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # NUL in an API path, query or header is refused before anything sends it to the database.
+    "taskapp.api.middleware.RefuseNul",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -207,7 +209,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The API speaks JSON (task YAML may also be posted as text to /api/tasks/validate/).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded in size, depth and values (taskapp/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["taskapp.api.parsers.JsonParser"],
     # One JSON error shape for every failure: {"code", "message", "errors"} (taskapp/api/errors.py).
     "EXCEPTION_HANDLER": "taskapp.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -11,3 +11,8 @@ urlpatterns = [
     path("metrics", MetricsView.as_view(), name="metrics"),
     path("", include("dashboard.urls")),
 ]
+
+# The API's JSON error shape for what fails outside its views (taskapp/api/errors.py).
+handler400 = "taskapp.api.errors.handler400"
+handler404 = "taskapp.api.errors.handler404"
+handler500 = "taskapp.api.errors.handler500"

@@ -69,6 +69,17 @@ DEFAULTS: dict[str, Any] = {
     "TASKFILE_MAX_TRANSITIONS": 100,
     "TASKFILE_MAX_TEMPLATES": 300,
     "TASKFILE_MAX_TEMPLATE_CHARS": 30_000,
+    # The API's bounds on a request (docs/api.md, "Limits"). A body past API_MAX_BODY_BYTES
+    # is a 413; JSON nested deeper than API_MAX_JSON_DEPTH, or holding an integer beyond
+    # ±API_MAX_INTEGER (64-bit: what SQLite's JSON functions read as an integer), is a 400.
+    "API_MAX_BODY_BYTES": 2 * 1024 * 1024,
+    "API_MAX_JSON_DEPTH": 64,
+    "API_MAX_INTEGER": 2**63 - 1,
+    # A 503 (the database or the broker is down) tells clients to retry after this long.
+    "API_RETRY_AFTER_SECONDS": 5,
+    # daphne's HTTP adapter stops reading a body past this many bytes and answers 413 (a
+    # body is spooled to a temporary file, so an endless one would fill the disk).
+    "WEB_MAX_BODY_BYTES": 16 * 1024 * 1024,
 }
 
 

@@ -9,22 +9,41 @@ that the timer thread re-fires.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 
 from taskapp.conf import conf
+
+log = logging.getLogger("async_states.dispatch")
 
 ADVANCE = "taskapp.tasks.advance_run"
 ADVANCE_MANY = "taskapp.tasks.advance_runs"
 
 
 def advance_later(run_id: object) -> None:
-    """Have a cluster worker advance the run, once the current transaction commits."""
+    """Have a cluster worker advance the run, once the current transaction commits.
+
+    If the broker refuses (Redis down), the failure is logged and the run is left to its
+    persisted ``wake_at``: the caller's change is committed already, and raising would turn
+    a started run into a 500 that a client retries into a duplicate."""
     if conf.DISPATCH == "none":
         return
-    transaction.on_commit(lambda: _enqueue(str(run_id)))
+    transaction.on_commit(lambda: _left_to_timer_on_failure(_enqueue, str(run_id)))
+
+
+def _left_to_timer_on_failure(enqueue: Callable[[Any], None], what: Any) -> None:
+    """Enqueue ``what``; on any broker failure log it and leave it to the timer. Every run
+    handed here has a persisted ``wake_at`` (a backstop ``REDISPATCH_SECONDS`` ahead at
+    most), which the timer fires once the broker answers again."""
+    try:
+        enqueue(what)
+    except Exception:  # the broker's errors have no common base (redis, ORM, ...)
+        log.warning("dispatch.enqueue_failed runs=%s (left to their wake-ups)",
+                    what if isinstance(what, str) else len(what), exc_info=True)
 
 
 def queue_depth() -> int:
@@ -47,7 +66,8 @@ def advance_many_later(run_ids: Sequence[object], batch: int) -> None:
     ids = [str(run_id) for run_id in run_ids]
     tasks = -(-len(ids) // max(1, batch))
     chunks = [ids[i::tasks] for i in range(tasks)]
-    transaction.on_commit(lambda: [_enqueue_many(chunk) for chunk in chunks])
+    transaction.on_commit(
+        lambda: [_left_to_timer_on_failure(_enqueue_many, chunk) for chunk in chunks])
 
 
 def _enqueue_many(run_ids: list[str]) -> None:
@@ -105,8 +125,10 @@ def schedule_purge(minutes: int) -> None:
 
 def broker_status() -> tuple[bool, str, int | None]:
     """Whether the broker answers, what it is, and how many tasks wait in it."""
-    broker = _broker()
+    broker = None
     try:
+        broker = _broker()  # the ORM broker reads the database as it is made
         return bool(broker.ping()), broker.info(), int(broker.queue_size())
     except Exception as exc:  # any failure of the broker means "not alive"; say which
-        return False, f"{broker.info()}: {type(exc).__name__}: {exc}", None
+        what = broker.info() if broker is not None else "the broker"
+        return False, f"{what}: {type(exc).__name__}: {exc}", None

@@ -4,6 +4,7 @@ long-lived threads. Driven here with a WSGI app of the test's own, no server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 
@@ -163,3 +164,39 @@ def test_a_chunked_body_without_content_length_is_still_read():
     _serve(PooledWSGI(app, threads=1), _scope(headers=headers), [b'{"a":', b" 1}"])
     assert app.environs[0]["CONTENT_LENGTH"] == "8"
     assert app.environs[0]["body"] == b'{"a": 1}'
+
+
+def test_a_body_past_the_limit_is_a_json_413_and_never_reaches_the_app():
+    app = Recorder()
+    pool = PooledWSGI(app, threads=1, max_body=10)
+    sent = _serve(pool, _scope(), [b"12345", b"67890", b"1"])  # 11 bytes, in three chunks
+    assert app.environs == []
+    assert sent[0]["status"] == 413
+    assert (b"connection", b"close") in sent[0]["headers"]
+    body = json.loads(sent[1]["body"])
+    assert body["code"] == "request_too_large" and "10 bytes" in body["message"]
+    assert set(body) == {"code", "message", "errors"}
+
+
+def test_a_body_at_the_limit_goes_through():
+    app = Recorder()
+    _serve(PooledWSGI(app, threads=1, max_body=10), _scope(), [b"12345", b"67890"])
+    assert app.environs[0]["body"] == b"1234567890"
+
+
+def test_an_endless_body_is_answered_after_twice_the_limit():
+    """The adapter stops reading at twice its limit instead of waiting for the end."""
+    app, reads = Recorder(), []
+
+    async def receive() -> dict:
+        reads.append(1)
+        return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(PooledWSGI(app, threads=1, max_body=100)(_scope(), receive, send))
+    assert sent[0]["status"] == 413 and app.environs == []
+    assert len(reads) == 21

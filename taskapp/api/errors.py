@@ -12,7 +12,15 @@ Service errors:
   ``input/<path>``.
 - ``InputTooLarge``, ``EventTooLarge`` (``ValueTooLarge``) → 400 with a field error on
   ``input`` or ``data`` (an event's payload) naming the size, the limit and its setting.
+- ``ValueUnstorable`` → 400 with a field error on the value's path (``input.a[0]``).
 - ``RunNotFound`` → 404; ``RunConflict`` (and ``RunNotActive``) → 409.
+
+A service the request needs being down is a 503 with ``Retry-After``
+(``API_RETRY_AFTER_SECONDS``): ``database_unavailable`` when Django cannot reach or use the
+database (``OperationalError``, ``InterfaceError``), ``broker_unavailable`` when Redis does
+not answer. Django's own refusals that DRF does not see as its own (a body past
+``DATA_UPLOAD_MAX_MEMORY_SIZE``) get the shape too, and ``handler400``/``handler404``/
+``handler500`` below give it to whatever fails before or after DRF under ``/api/``.
 """
 
 from __future__ import annotations
@@ -20,15 +28,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.utils import extend_schema
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from taskapp.api.parsers import RequestTooLarge
+from taskapp.conf import conf
 from taskapp.services import (
     DefinitionConflict,
     InputInvalid,
@@ -37,6 +53,7 @@ from taskapp.services import (
     ServiceError,
     TaskNotFound,
     ValueTooLarge,
+    ValueUnstorable,
 )
 
 _SERVICE_STATUS: list[tuple[type[ServiceError], int]] = [
@@ -61,8 +78,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's ``EXCEPTION_HANDLER``: anything we recognise becomes the one shape; anything
     else is left to Django (a 500, which the tests make sure never happens for bad input)."""
     if isinstance(exc, ServiceError):
+        _render_as_json(context)
         return _service(exc)
-    if isinstance(exc, DjangoValidationError):
+    if (unavailable := _unavailable(exc)) is not None:
+        _render_as_json(context)
+        return unavailable
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(int(conf.API_MAX_BODY_BYTES))
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_django_messages(exc))
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
@@ -72,7 +95,37 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     response.data = _api_body(exc)
+    _render_as_json(context)
     return response
+
+
+def _render_as_json(context: dict[str, Any]) -> None:
+    """Errors are JSON whatever renderer the view chose for success (the schema's is
+    ``application/vnd.oai.openapi``, YAML): DRF renders a response with the request's."""
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
+
+
+_UNAVAILABLE: list[tuple[tuple[type[Exception], ...], str, str]] = [
+    ((OperationalError, InterfaceError), "database_unavailable", "the database"),
+    ((RedisConnectionError, RedisTimeoutError), "broker_unavailable", "the broker (Redis)"),
+]
+
+
+def _unavailable(exc: Exception) -> Response | None:
+    """A 503 with ``Retry-After`` when a service the request needs is down. A run is never
+    created behind one: it is started in one transaction, a broker failure after the commit
+    is left to the run's backstop wake-up (taskapp/dispatch.py), and the view answers with
+    the run it has if the database fails after the commit (taskapp/api/runs.py)."""
+    for classes, code, what in _UNAVAILABLE:
+        if isinstance(exc, classes):
+            seconds = int(conf.API_RETRY_AFTER_SECONDS)
+            message = f"{what} is unavailable ({type(exc).__name__}): retry in {seconds}s"
+            return Response(error_body(code, message), status=503,
+                            headers={"Retry-After": str(seconds)})
+    return None
 
 
 def _service(exc: ServiceError) -> Response:
@@ -82,6 +135,8 @@ def _service(exc: ServiceError) -> Response:
         errors["version" if exc.version else "task"] = [str(exc)]
     elif isinstance(exc, ValueTooLarge):
         errors[_REQUEST_FIELD.get(exc.field, exc.field)] = [str(exc)]
+    elif isinstance(exc, ValueUnstorable):
+        errors[exc.path] = [exc.reason]
     elif isinstance(exc, InputInvalid):
         for error in exc.errors:
             key = f"input/{error['path']}" if error["path"] else "input"
@@ -124,3 +179,35 @@ def _django_messages(exc: DjangoValidationError) -> Any:
 @permission_classes([AllowAny])
 def not_found(request, *args, **kwargs):
     raise exceptions.NotFound(f"no API endpoint at {request.path}")
+
+
+# ---------------------------------------------------------------------------- Django's handlers
+# Failures outside DRF's views (a Host header Django refuses, a path no URL matches, a crash
+# in a middleware) answer in the API's shape under /api/, and as Django does elsewhere.
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def handler400(request, exception=None):
+    if not _is_api(request):
+        return bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        too_large = RequestTooLarge(int(conf.API_MAX_BODY_BYTES))
+        return JsonResponse(_api_body(too_large), status=too_large.status_code)
+    return JsonResponse(error_body("bad_request", str(exception) or "bad request"), status=400)
+
+
+def handler404(request, exception=None):
+    if not _is_api(request):
+        return page_not_found(request, exception)
+    return JsonResponse(error_body("not_found", f"no API endpoint at {request.path}"),
+                        status=404)
+
+
+def handler500(request):
+    if not _is_api(request):
+        return server_error(request)
+    return JsonResponse(error_body("server_error", "the server failed; it is logged"),
+                        status=500)

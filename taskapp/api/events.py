@@ -29,7 +29,7 @@ class EventSendView(APIView):
         summary="Send an event by name and correlation value, or buffered for one run",
         request=s.EventBroadcastSerializer,
         responses={201: s.EventSerializer, 200: s.EventSerializer,
-                   **_errors(400, 401, 403, 404, 409)},
+                   **_errors(400, 401, 403, 404, 409, 413)},
     )
     def post(self, request):
         params = s.EventBroadcastSerializer(data=request.data)
@@ -49,7 +49,7 @@ class TaskEventSendView(APIView):
             webhook.HEADER, location=OpenApiParameter.HEADER, required=False,
             description="The task's webhook secret, instead of a user's credentials.")],
         responses={201: s.EventSerializer, 200: s.EventSerializer,
-                   **_errors(400, 401, 403, 404, 409)},
+                   **_errors(400, 401, 403, 404, 409, 413)},
     )
     def post(self, request, name):
         if selectors.task_definition(name=name) is None:

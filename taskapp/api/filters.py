@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import django_filters as filters
@@ -18,11 +19,25 @@ from taskapp.conf import conf
 ORDERINGS = ["-created_at", "created_at", "-updated_at", "updated_at"]
 
 
+def _invalid(message: str, text: str) -> forms.ValidationError:
+    """An error quoting the request: the text goes in ``params``, because django-filter
+    formats every message with ``%`` (a ``%`` in the text was a TypeError, a 500)."""
+    return forms.ValidationError(message, params={"text": text})
+
+
+def _given(value: object) -> None:
+    """A parameter sent empty (``?version=``) is refused, not read as absent: the schema
+    gives it a type, and an empty time or number is none of them."""
+    if value == "":
+        raise forms.ValidationError("empty: give a value or leave the parameter out")
+
+
 class DurationField(forms.CharField):
     """Seconds (``3600``), the task language's durations (``1h``, ``90m``, ``1d12h``) or
     ISO 8601 (``PT1H``)."""
 
     def to_python(self, value: str) -> timedelta | None:
+        _given(value)
         text = super().to_python(value).strip()
         if not text:
             return None
@@ -30,20 +45,23 @@ class DurationField(forms.CharField):
         try:
             datetime.now() - duration  # noqa: B018 - a too large duration fails here, not later
         except OverflowError:
-            raise forms.ValidationError(f"duration '{text}' is too long") from None
+            raise _invalid("duration '%(text)s' is too long", text) from None
         return duration
 
 
 def _duration(text: str) -> timedelta:
     if text.upper().startswith("P"):
-        iso = parse_iso_duration(text)
+        try:
+            iso = parse_iso_duration(text)
+        except OverflowError:  # P99999999999D: Django builds the timedelta unchecked
+            raise _invalid("duration '%(text)s' is too long", text) from None
         if iso is None or iso < timedelta(0):
-            raise forms.ValidationError(f"bad ISO 8601 duration '{text}'")
+            raise _invalid("bad ISO 8601 duration '%(text)s'", text)
         return iso
     try:
         return parse_duration(float(text) if _number(text) else text)
     except (ValueError, OverflowError) as exc:
-        raise forms.ValidationError(str(exc)) from None
+        raise _invalid("%(text)s", str(exc)) from None
 
 
 def _number(text: str) -> bool:
@@ -64,6 +82,7 @@ class UtcDateTimeField(IsoDateTimeField):
     ±15:59 that Python accepts (+16:08 was a 500 before)."""
 
     def to_python(self, value):
+        _given(value)
         moment = super().to_python(value)
         if moment is None:
             return None
@@ -77,8 +96,29 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
+class VersionField(forms.CharField):
+    """A task version: 1 to 2**31 - 1 in ASCII digits (``forms.IntegerField`` took Unicode
+    digits, and 20 digits reached the database as an integer it could not hold)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strip=False, **kwargs)  # " 5" is not a version either
+
+    def to_python(self, value: str) -> int | None:
+        _given(value)
+        text = super().to_python(value)
+        if not text:
+            return None
+        if not _VERSION.fullmatch(text) or not 1 <= int(text) < 2**31:
+            raise forms.ValidationError("a whole number from 1 to 2147483647 (ASCII digits)")
+        return int(text)
+
+
+_VERSION = re.compile(r"[0-9]{1,10}")
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
 class IntegerFilter(filters.NumberFilter):
-    field_class = forms.IntegerField
+    field_class = VersionField
 
 
 class RunFilter(filters.FilterSet):

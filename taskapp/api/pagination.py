@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 
 from taskapp.api.filters import ORDERINGS
+from taskapp.api.params import whole_number
 
 
 class _StrictCursorPagination(CursorPagination):
@@ -18,10 +19,8 @@ class _StrictCursorPagination(CursorPagination):
         text = request.query_params.get(self.page_size_query_param)
         if text is None:
             return self.page_size
-        if not text.isdigit() or not 1 <= int(text) <= self.max_page_size:
-            raise exceptions.ValidationError(
-                {"page_size": [f"a whole number from 1 to {self.max_page_size}"]})
-        return int(text)
+        return whole_number(text, name=self.page_size_query_param, low=1,
+                            high=self.max_page_size)
 
     def paginate_queryset(self, queryset, request, view=None):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import DatabaseError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -19,11 +20,14 @@ from taskapp.api.permissions import CanControlRuns, CanStartRuns
 
 # Run ids are UUIDs; the URL takes any text so that a malformed one is the API's JSON 404.
 RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Run id.")
-ERRORS = {code: OpenApiResponse(s.ErrorSerializer) for code in (400, 401, 403, 404, 409)}
+ERRORS = {code: OpenApiResponse(s.ErrorSerializer)
+          for code in (400, 401, 403, 404, 409, 413, 503)}
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: ERRORS[code] for code in codes}
+    """The documented errors: these, and 503 (the database or the broker is down) for all;
+    413 for a body past API_MAX_BODY_BYTES on operations that read one."""
+    return {code: ERRORS[code] for code in (*codes, 503)}
 
 
 def run_id(text: str) -> uuid.UUID:
@@ -60,13 +64,16 @@ class RunListView(generics.ListAPIView):
         summary="Start a run", request=s.RunStartSerializer,
         responses={201: s.RunSerializer, 200: OpenApiResponse(
             s.RunSerializer, description="The run this idempotency key already started."),
-            **_errors(400, 401, 403)},
+            **_errors(400, 401, 403, 413)},
     )
     def post(self, request):
         params = s.RunStartSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         run, created = services.run_start(**params.validated_data)
-        run = selectors.run_get(run_id=run.pk)
+        try:
+            run = selectors.run_get(run_id=run.pk) or run
+        except DatabaseError:  # the run is committed: answer with it, not with a 503
+            pass
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.RunSerializer(run).data, status=code)
 
@@ -126,7 +133,7 @@ class RunRedriveView(APIView):
 
     @extend_schema(summary="Redrive a failed, timed-out or cancelled run", parameters=[RUN_ID],
                    request=s.RedriveSerializer,
-                   responses={200: s.RunSerializer, **_errors(400, 401, 403, 404, 409)})
+                   responses={200: s.RunSerializer, **_errors(400, 401, 403, 404, 409, 413)})
     def post(self, request, pk):
         params = s.RedriveSerializer(data=request.data)
         params.is_valid(raise_exception=True)
@@ -140,7 +147,7 @@ class RunEventsView(APIView):
     @extend_schema(summary="Send an event to a run", parameters=[RUN_ID],
                    request=s.EventInSerializer,
                    responses={201: s.EventSerializer, 200: s.EventSerializer,
-                              **_errors(400, 401, 403, 404, 409)})
+                              **_errors(400, 401, 403, 404, 409, 413)})
     def post(self, request, pk):
         params = s.EventInSerializer(data=request.data)
         params.is_valid(raise_exception=True)

@@ -3,11 +3,38 @@ only format. Engine-private run columns (cursor, lease, version, signal) are nev
 
 from __future__ import annotations
 
+import math
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from taskapp import models
 from taskapp.conf import conf
+
+# ---------------------------------------------------------------------------- inputs
+
+
+class TextField(serializers.CharField):
+    """A JSON string. DRF's ``CharField`` also takes a number and reads it as its digits;
+    the schema says string, and a client sending ``"source": 0`` has a bug worth a 400."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class NumberField(serializers.FloatField):
+    """A finite JSON number. DRF's ``FloatField`` also takes ``false`` (0.0) and strings,
+    ``"nan"`` and ``"inf"`` among them, which pass its min and max checks (NaN compares
+    false with everything)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or \
+                not math.isfinite(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 # ---------------------------------------------------------------------------- errors
 
@@ -26,13 +53,13 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class RunStartSerializer(serializers.Serializer):
-    task = serializers.CharField(max_length=200, help_text="The task's name.")
+    task = TextField(max_length=200, help_text="The task's name.")
     version = serializers.IntegerField(
         min_value=1, max_value=2**31 - 1, required=False, allow_null=True,
         help_text="The task version; the latest when absent.")
     input = serializers.DictField(
         required=False, default=dict, help_text="Checked against the task's input_schema.")
-    idempotency_key = serializers.CharField(
+    idempotency_key = TextField(
         max_length=200, required=False, allow_null=True, allow_blank=False,
         help_text="The same key for the same task returns the run it started (200).")
     start_at = serializers.DateTimeField(
@@ -79,7 +106,7 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 class RedriveSerializer(serializers.Serializer):
-    state = serializers.CharField(
+    state = TextField(
         max_length=200, required=False, allow_null=True,
         help_text="The state to start again from; the one where the run stopped when absent.")
 
@@ -104,19 +131,19 @@ class AttemptSerializer(serializers.ModelSerializer):
 
 
 class EventInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    id = serializers.CharField(
+    name = TextField(max_length=200)
+    id = TextField(
         max_length=200, required=False, allow_null=True,
         help_text="A dedupe id: an event whose id was seen before is ignored (200).")
     data = serializers.JSONField(required=False, default=dict, allow_null=True,
                                  help_text="The payload (null: none).")
-    ttl = serializers.FloatField(
+    ttl = NumberField(
         min_value=0, max_value=366 * 86400, required=False, allow_null=True,
         help_text="Seconds the event is kept for runs that subscribe later (default 1 day).")
 
 
 class EventBroadcastSerializer(EventInSerializer):
-    correlation = serializers.CharField(
+    correlation = TextField(
         max_length=500, required=False, allow_null=True,
         help_text="Delivered to every run that subscribes to this name and correlation value.")
     run = serializers.UUIDField(
@@ -207,10 +234,10 @@ class TaskDetailSerializer(serializers.Serializer):
 
 
 class ValidateInSerializer(serializers.Serializer):
-    text = serializers.CharField(
+    text = TextField(
         allow_blank=True, max_length=1_000_000, trim_whitespace=False,
         help_text="The YAML of one task.")
-    source = serializers.CharField(
+    source = TextField(
         required=False, default="<api>", max_length=500, help_text="A file name for messages.")
 
 

@@ -3,18 +3,22 @@ task YAML without loading it."""
 
 from __future__ import annotations
 
+import logging
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engine.language import Report, validate_text
 from taskapp import selectors
 from taskapp.api import serializers as s
-from taskapp.api.parsers import PlainTextParser, TextYamlParser, YamlTextParser
+from taskapp.api.params import whole_number
+from taskapp.api.parsers import JsonParser, PlainTextParser, TextYamlParser, YamlTextParser
 from taskapp.api.runs import _errors
 from taskapp.conf import conf
+
+log = logging.getLogger("async_states.api")
 
 
 class TaskListView(APIView):
@@ -49,11 +53,9 @@ class TaskDetailView(APIView):
 
 
 def _version(text: str | None) -> int | None:
-    if text is None or text == "":
+    if text is None:
         return None
-    if not text.isdigit() or not 0 < int(text) < 2**31:
-        raise ValidationError({"version": ["a positive whole number"]})
-    return int(text)
+    return whole_number(text, name="version", low=1, high=2**31 - 1)
 
 
 class TaskValidateView(APIView):
@@ -61,15 +63,18 @@ class TaskValidateView(APIView):
     (``application/yaml``, ``text/yaml`` or ``text/plain``; left out of the schema, where a
     string body would read as YAML that is not one)."""
 
-    parser_classes = [JSONParser, YamlTextParser, TextYamlParser, PlainTextParser]
+    parser_classes = [JsonParser, YamlTextParser, TextYamlParser, PlainTextParser]
 
     @extend_schema(
         summary="Validate a task definition (nothing is loaded)",
         request={"application/json": s.ValidateInSerializer},
-        responses={200: s.ValidateOutSerializer, **_errors(400, 401)},
+        responses={200: s.ValidateOutSerializer, **_errors(400, 401, 413)},
     )
     def post(self, request):
-        raw = {"text": request.data} if isinstance(request.data, str) else request.data
+        # A YAML body is the text itself; a JSON body is an object (a JSON string is not one).
+        media_type = request.content_type.split(";")[0].strip().lower()
+        as_text = isinstance(request.data, str) and media_type != JsonParser.media_type
+        raw = {"text": request.data} if as_text else request.data
         params = s.ValidateInSerializer(data=raw)
         params.is_valid(raise_exception=True)
         report = _validate(params.validated_data["text"], params.validated_data["source"])
@@ -82,4 +87,13 @@ class TaskValidateView(APIView):
 
 
 def _validate(text: str, source: str) -> Report:
-    return validate_text(text, source, conf.reader_limits())
+    """The reader's report. The reader ends every text in a definition or problems, within
+    its limits; should anything still escape it, that is this text's doing (the text is all
+    that varies), so it is a 400 naming ``text``, never a 500."""
+    try:
+        return validate_text(text, source, conf.reader_limits())
+    except Exception as exc:  # RecursionError, OverflowError, MemoryError...: see docstring
+        log.warning("tasks.validate_failed source=%r", source, exc_info=True)
+        raise ValidationError({"text": [
+            f"the task reader could not read this text ({type(exc).__name__}: "
+            f"{str(exc)[:200]})"]}) from None

@@ -14,6 +14,7 @@ from taskapp.services.errors import (
     ServiceError,
     TaskNotFound,
     ValueTooLarge,
+    ValueUnstorable,
 )
 from taskapp.services.events import event_send, events_rewake
 from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
@@ -41,4 +42,5 @@ __all__ = [
     "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",
     "retention_policy_ensure", "retention_policy_save",
     "worker_recycle_due", "worker_stuck", "worker_unstuck",
+    "ValueUnstorable",
 ]

@@ -115,3 +115,22 @@ class InputTooLarge(ValueTooLarge):
 
 class EventTooLarge(ValueTooLarge):
     code = "event_too_large"
+
+class ValueUnstorable(ServiceError):
+    """A value the database cannot store (``taskapp.jsonvalues``): NUL or a lone surrogate
+    in a string, an integer beyond 64 bits, NaN or Infinity."""
+
+    code = "value_unstorable"
+
+    def __init__(self, field: str, path: str, reason: str):
+        self.field, self.path, self.reason = field, path, reason
+        super().__init__(f"{path}: {reason}")
+
+    @classmethod
+    def refuse(cls, field: str, value: object) -> None:
+        """Raise for the first unstorable value under ``value``, found as ``field``."""
+        from taskapp.jsonvalues import find_unstorable
+
+        problem = find_unstorable(value, root=field)
+        if problem is not None:
+            raise cls(field, problem.path, problem.reason)

@@ -12,7 +12,7 @@ from engine import limits
 from engine.runs import ACTIVE
 from taskapp import dispatch, models
 from taskapp.conf import conf
-from taskapp.services.errors import EventTooLarge, RunConflict, RunNotFound
+from taskapp.services.errors import EventTooLarge, RunConflict, RunNotFound, ValueUnstorable
 from taskapp.services.wakeups import backstop
 
 _ACTIVE = [str(s) for s in ACTIVE]
@@ -40,7 +40,9 @@ def event_send(
     Raises:
         EventTooLarge: ``payload`` is over ``MAX_EVENT_BYTES`` as JSON.
         RunNotFound: ``run_id`` names no run. RunConflict: that run has finished.
+        ValueUnstorable: ``payload`` holds a value the database cannot store.
     """
+    ValueUnstorable.refuse("data", payload)
     if key and (seen := models.Event.objects.filter(key=key).first()):
         if seen.woken_at is None:  # the first send stored it but never signalled: finish
             _wake_subscribers(seen)

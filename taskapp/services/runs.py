@@ -35,6 +35,7 @@ from taskapp.services.errors import (
     RunNotFound,
     TaskNotFound,
     UnknownRedriveState,
+    ValueUnstorable,
 )
 from taskapp.services.store import DjangoRunStore
 from taskapp.services.wakeups import backstop
@@ -65,6 +66,7 @@ def run_start(
         TaskNotFound: no such task or version is loaded.
         InputTooLarge: ``input`` is over ``MAX_INPUT_BYTES`` as JSON.
         InputInvalid: ``input`` fails the task's ``input_schema``.
+        ValueUnstorable: ``input`` holds a value the database cannot store.
     """
     if idempotency_key:
         existing = models.Run.objects.filter(task_name=task, idempotency_key=idempotency_key)
@@ -72,6 +74,7 @@ def run_start(
             return found, False
     definition = _definition(task, version)
     payload = input or {}
+    ValueUnstorable.refuse("input", payload)
     _check_input_size(task, payload)
     _check_input(definition, payload)
     now = conf.clock.now()
