@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from engine.errors import LeaseLost
 from engine.runner import Runner, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
-from taskapp import dispatch, models, signals
+from taskapp import dispatch, liveness, models, signals
 from taskapp.conf import conf
 from taskapp.services.errors import InputInvalid, RunConflict, RunNotFound, TaskNotFound
 from taskapp.services.wakeups import backstop
@@ -113,10 +113,13 @@ _local = threading.local()
 
 
 def _worker_id() -> str:
-    """Who holds a lease: host, process and thread, unique while the worker lives."""
+    """Who holds a lease: the cluster (``<cluster>/``, so a dead cluster's leases can be
+    found, see ``taskapp.liveness``), host, process and thread, unique while the worker
+    lives. The host is cut to 40 characters to fit the column."""
     if getattr(_local, "pid", None) != os.getpid():
         _local.pid = os.getpid()
-        _local.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        _local.id = (f"{liveness.lease_prefix()}{socket.gethostname()[:40]}:{os.getpid()}:"
+                     f"{uuid.uuid4().hex[:8]}")
     return f"{_local.id}:{threading.get_ident()}"
 
 
@@ -169,7 +172,12 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
             row = models.Run.objects.get(id=run_id)  # an event arrived: look again
             store.signal = row.signal
     except LeaseLost:
-        log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
+        if liveness.fenced():  # our cluster's heartbeat is late: let another cluster go on
+            log.warning("run.fenced run=%s owner=%s", run_id, owner)
+            _let_go(run_id, owner, at=conf.clock.now()
+                    + timedelta(seconds=float(conf.CLUSTER_DEAD_SECONDS)))
+        else:
+            log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
         return None
     except Exception:
         # A bug or an outage mid-step: what was committed stays; give the run back so it is
@@ -204,10 +212,10 @@ def runs_advance(*, run_ids: Sequence[object]) -> int:
     return len(run_ids)
 
 
-def _let_go(run_id: object, owner: str) -> None:
+def _let_go(run_id: object, owner: str, at: datetime | None = None) -> None:
     try:
         models.Run.objects.filter(id=run_id, lease_owner=owner).update(
-            lease_owner="", lease_expires_at=None, wake_at=backstop(conf.clock.now()))
+            lease_owner="", lease_expires_at=None, wake_at=at or backstop(conf.clock.now()))
     except Exception:  # the database itself may be what failed: the lease will expire
         log.exception("run.release_failed run=%s", run_id)
 
