@@ -43,6 +43,18 @@ def cluster_begin() -> str:
     return cluster
 
 
+def thresholds_problem() -> str | None:
+    """Why the liveness settings cannot be safe together, or None: a cluster must beat more
+    often than its workers fence, and fence before the others may declare it dead."""
+    beat = float(conf.CLUSTER_BEAT_SECONDS)
+    fence = float(conf.CLUSTER_FENCE_SECONDS)
+    dead = float(conf.CLUSTER_DEAD_SECONDS)
+    if 0 < beat < fence < dead:
+        return None
+    return (f"ASYNC_STATES needs 0 < CLUSTER_BEAT_SECONDS < CLUSTER_FENCE_SECONDS < "
+            f"CLUSTER_DEAD_SECONDS (defaults 0.5 < 2 < 3); got {beat} / {fence} / {dead}")
+
+
 def cluster_id() -> str:
     """This process's cluster id; empty outside a cluster."""
     return os.environ.get(ENV, "")

@@ -41,6 +41,8 @@ class Command(DjangoQCommand):
     def handle(self, *args, **options):
         if not settings.SECRET_KEY:  # django-q2 signs payloads with it: fail early
             raise CommandError("SECRET_KEY is empty; the cluster cannot sign its tasks")
+        if problem := liveness.thresholds_problem():
+            raise CommandError(problem)
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
         liveness.cluster_begin()  # before any fork: every worker inherits the id

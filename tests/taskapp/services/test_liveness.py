@@ -207,3 +207,15 @@ def test_owners_parse_old_and_new_forms():
     assert liveness.parse_owner("web-1:812/0123456789") == ("web-1", 812, "0123456789")
     assert liveness.parse_owner("web-1:812") == ("web-1", 812, "")
     assert liveness.parse_owner("garbage") == ("", None, "")
+
+
+@pytest.mark.parametrize(("beat", "fence", "dead", "ok"), [
+    (0.5, 2.0, 3.0, True), (0.5, 3.0, 3.0, False), (2.0, 2.0, 3.0, False),
+    (0.0, 2.0, 3.0, False), (0.5, 4.0, 3.0, False)])
+def test_liveness_thresholds_must_nest(settings, beat, fence, dead, ok):
+    settings.ASYNC_STATES = {**settings.ASYNC_STATES, "CLUSTER_BEAT_SECONDS": beat,
+                             "CLUSTER_FENCE_SECONDS": fence, "CLUSTER_DEAD_SECONDS": dead}
+    problem = liveness.thresholds_problem()
+    assert (problem is None) == ok
+    if not ok:
+        assert "CLUSTER_FENCE_SECONDS" in problem and f"{fence}" in problem
