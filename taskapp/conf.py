@@ -39,8 +39,8 @@ DEFAULTS: dict[str, Any] = {
     # by more than the clock skew between hosts and above the beat interval plus the
     # slowest beat write one wants to ride out.
     "CLUSTER_BEAT_SECONDS": 0.5,
-    "CLUSTER_FENCE_SECONDS": 2.0,
-    "CLUSTER_DEAD_SECONDS": 3.0,
+    "CLUSTER_FENCE_SECONDS": 1.5,
+    "CLUSTER_DEAD_SECONDS": 2.5,
     # On SIGTERM/SIGINT qcluster lets its workers finish the step in hand for this long,
     # then SIGKILLs every process it started and releases the runs they held.
     "SHUTDOWN_GRACE_SECONDS": 30.0,

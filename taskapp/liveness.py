@@ -52,7 +52,7 @@ def thresholds_problem() -> str | None:
     if 0 < beat < fence < dead:
         return None
     return (f"ASYNC_STATES needs 0 < CLUSTER_BEAT_SECONDS < CLUSTER_FENCE_SECONDS < "
-            f"CLUSTER_DEAD_SECONDS (defaults 0.5 < 2 < 3); got {beat} / {fence} / {dead}")
+            f"CLUSTER_DEAD_SECONDS (defaults 0.5 < 1.5 < 2.5); got {beat} / {fence} / {dead}")
 
 
 def cluster_id() -> str:
