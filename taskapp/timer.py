@@ -73,9 +73,14 @@ class TimerThread(threading.Thread):
     def begin(self) -> None:
         """Beat once and take over the runs of this host's earlier clusters that are gone:
         called before the workers start, so none of them claims a run before its cluster
-        has a heartbeat another cluster could judge."""
-        self._heartbeat()
-        taken = clusters_recover_host(own=self.owner, alive=_pid_alive)
+        has a heartbeat another cluster could judge. The database may be away: the thread
+        beats once it is back (and leases, at the latest, free what a predecessor held)."""
+        try:
+            self._heartbeat()
+            taken = clusters_recover_host(own=self.owner, alive=_pid_alive)
+        except Exception:
+            log.exception("timer.begin_failed")
+            return
         if taken:
             log.warning("timer.recovered_predecessor runs=%s", len(taken))
         self.taken_over += len(taken)

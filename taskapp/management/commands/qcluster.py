@@ -52,7 +52,11 @@ class Command(DjangoQCommand):
         timer = TimerThread()
         timer.begin()  # beat, recover this host's dead predecessors: before the workers
         connections.close_all()  # no connection of this process may be inherited by a fork
-        cluster.start()
+        try:
+            cluster.start()
+        except RuntimeError:  # the Sentinel died starting: stopped by a signal to the group?
+            if not stopping.is_set():
+                raise
         timer.start()  # after the Sentinel's fork: see taskapp.timer
         self.stdout.write(f"Async States cluster ready (pid {os.getpid()}): workers and timer "
                           "running", ending="\n")

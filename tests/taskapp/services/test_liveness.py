@@ -219,3 +219,27 @@ def test_liveness_thresholds_must_nest(settings, beat, fence, dead, ok):
     assert (problem is None) == ok
     if not ok:
         assert "CLUSTER_FENCE_SECONDS" in problem and f"{fence}" in problem
+
+
+def test_a_timer_that_was_silent_itself_waits_before_judging_others(runs, clock):
+    from taskapp.timer import TimerThread
+
+    _held(runs[0], clock, "deadc0de01/h:1:aa:1")
+    _beat("h:1/deadc0de01", clock, seconds_ago=60)
+    timer = TimerThread()
+    clock.advance(10)  # the judge's own first beat comes 10 s after it started: a gap
+
+    def beat() -> None:
+        timer._beaten = 0.0  # the interval is real time; the fake clock moves instead
+        timer._heartbeat()
+
+    beat()
+    assert timer.healthy_since == clock.now() and timer.taken_over == 0
+    for _ in range(6):  # 2.4 s of regular beats: still within CLUSTER_DEAD_SECONDS
+        clock.advance(0.4)
+        beat()
+    assert timer.taken_over == 0
+    clock.advance(0.4)
+    beat()
+    assert timer.taken_over == 1
+    assert models.Run.objects.get(pk=runs[0].pk).lease_owner == ""
