@@ -66,7 +66,7 @@ class SlowFarEnd:
 def run(suite) -> None:
     from taskapp.services import definition_load
 
-    rounds = suite.pick(quick=3, full=20)
+    rounds = suite.pick(quick=2, full=20)
     assert definition_load(text=RELAY, source="bench").status in {"loaded", "unchanged"}
     scenario = suite.report.scenario(
         "takeover", "Takeover: a SIGKILLed cluster's runs move on (2 clusters, PG + Redis)",
