@@ -261,6 +261,12 @@ ASYNC_STATES.update({
                  "MAX_STEP_CRASHES", "STUCK_STEP_SECONDS")
     if os.environ.get(f"ASYNC_STATES_{name}")
 })
+# Cluster liveness and shutdown (docs/deploy.md): set only when the environment says so, so
+# the defaults stay in taskapp/conf.py.
+for _name in ("CLUSTER_BEAT_SECONDS", "CLUSTER_FENCE_SECONDS", "CLUSTER_DEAD_SECONDS",
+              "SHUTDOWN_GRACE_SECONDS"):
+    if os.environ.get(f"ASYNC_STATES_{_name}"):
+        ASYNC_STATES[_name] = float(os.environ[f"ASYNC_STATES_{_name}"])
 
 # --------------------------------------------------------------------------- the rest
 

@@ -30,7 +30,7 @@ from bench.harness import (
 from bench.report import Report
 
 SCENARIOS = ("ceiling", "throughput", "scale_out", "latency", "dashboard_push",
-             "http_overhead", "waiting", "growth", "hostile_templates")
+             "http_overhead", "waiting", "growth", "hostile_templates", "takeover")
 
 
 @dataclass

@@ -53,6 +53,19 @@ DEFAULTS: dict[str, Any] = {
     # A step running this long (STEP_MAX_SECONDS plus a slow instruction, several times
     # over) is reported stuck by its worker's watchdog and by GET /api/health/; 0: never.
     "STUCK_STEP_SECONDS": 120.0,
+    # Cluster liveness (docs/engine.md, "Recovery after a crash"): each cluster's timer
+    # commits a heartbeat every CLUSTER_BEAT_SECONDS; a cluster whose last one is older than
+    # CLUSTER_DEAD_SECONDS is declared dead by any other and the runs it held are taken
+    # over at once. Its own workers stop calling out once their cluster's last committed
+    # beat is older than CLUSTER_FENCE_SECONDS, which must stay below CLUSTER_DEAD_SECONDS
+    # by more than the clock skew between hosts and above the beat interval plus the
+    # slowest beat write one wants to ride out.
+    "CLUSTER_BEAT_SECONDS": 0.5,
+    "CLUSTER_FENCE_SECONDS": 1.5,
+    "CLUSTER_DEAD_SECONDS": 2.5,
+    # On SIGTERM/SIGINT qcluster lets its workers finish the step in hand for this long,
+    # then SIGKILLs every process it started and releases the runs they held.
+    "SHUTDOWN_GRACE_SECONDS": 30.0,
     # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs
     # by calling the services themselves).
     "DISPATCH": "queue",

@@ -15,9 +15,10 @@ from taskapp.conf import conf
 _FORGET_AFTER = timedelta(days=1)
 
 
-def cluster_heartbeat(*, owner: str, started_at: datetime) -> None:
-    """Record that the cluster process ``owner`` (host:pid) is alive now."""
-    now = conf.clock.now()
+def cluster_heartbeat(*, owner: str, started_at: datetime, now: datetime | None = None) -> None:
+    """Record that the cluster process ``owner`` (host:pid, and ``/cluster`` id) is alive
+    at ``now``."""
+    now = now or conf.clock.now()
     updated = models.ClusterHeartbeat.objects.filter(owner=owner).update(beat_at=now)
     if not updated:
         models.ClusterHeartbeat.objects.create(owner=owner, beat_at=now, started_at=started_at)

@@ -17,13 +17,14 @@ import jsonschema
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 
 from engine import limits
 from engine.errors import LeaseLost
 from engine.language.model import TaskDef
 from engine.runner import Runner, prepare_cancel, prepare_crash_failure, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, StepOutcome
-from taskapp import dispatch, models, signals
+from taskapp import dispatch, liveness, models, signals
 from taskapp.conf import conf
 from taskapp.selectors import definition_of, snapshot_of
 from taskapp.services import workers
@@ -138,10 +139,13 @@ _local = threading.local()
 
 
 def _worker_id() -> str:
-    """Who holds a lease: host, process and thread, unique while the worker lives."""
+    """Who holds a lease: the cluster (``<cluster>/``, so a dead cluster's leases can be
+    found, see ``taskapp.liveness``), host, process and thread, unique while the worker
+    lives. The host is cut to 40 characters to fit the column."""
     if getattr(_local, "pid", None) != os.getpid():
         _local.pid = os.getpid()
-        _local.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        _local.id = (f"{liveness.lease_prefix()}{socket.gethostname()[:40]}:{os.getpid()}:"
+                     f"{uuid.uuid4().hex[:8]}")
     return f"{_local.id}:{threading.get_ident()}"
 
 
@@ -205,7 +209,12 @@ def _step(run_id: object, row: models.Run, store: DjangoRunStore,
             row = models.Run.objects.get(id=run_id)  # an event arrived: look again
             store.signal = row.signal
     except LeaseLost:
-        log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
+        if liveness.fenced():  # our cluster's heartbeat is late: let another cluster go on
+            log.warning("run.fenced run=%s owner=%s", run_id, owner)
+            _let_go(run_id, owner, at=conf.clock.now()
+                    + timedelta(seconds=float(conf.CLUSTER_DEAD_SECONDS)))
+        else:
+            log.warning("run.lease_lost run=%s owner=%s", run_id, owner)
         return None
     except Exception as exc:
         # A bug or an outage mid-step: what was committed stays; give the run back so it is
@@ -267,12 +276,16 @@ def _release_finished(run_id: object, store: DjangoRunStore) -> None:
         crash_error="")
 
 
-def _let_go(run_id: object, owner: str, crash_error: str = "") -> None:
-    """Give the run back after a step that failed unexpectedly; its crash count stays."""
+def _let_go(run_id: object, owner: str, crash_error: str = "",
+            at: datetime | None = None) -> None:
+    """Give the run back after a step that failed unexpectedly (its crash count stays), or
+    that a fenced cluster must not take further (``at``: when to look again; the claim's
+    crash count is taken back, since the run did nothing wrong)."""
+    fields: dict[str, object] = {"crashes": Greatest(F("crashes") - 1, 0)} if at else {}
     try:
         models.Run.objects.filter(id=run_id, lease_owner=owner).update(
-            lease_owner="", lease_expires_at=None, wake_at=backstop(conf.clock.now()),
-            claimed_at=None, crash_error=crash_error[:200])
+            lease_owner="", lease_expires_at=None, wake_at=at or backstop(conf.clock.now()),
+            claimed_at=None, crash_error=crash_error[:200], **fields)
     except Exception:  # the database itself may be what failed: the lease will expire
         log.exception("run.release_failed run=%s", run_id)
 

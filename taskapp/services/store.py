@@ -26,6 +26,7 @@ from engine.runs import (
 )
 from taskapp import models, signals
 from taskapp.conf import conf
+from taskapp.liveness import fenced
 from taskapp.services.wakeups import backstop
 
 
@@ -162,7 +163,10 @@ class DjangoRunStore:
 
     def renew_lease(self, run: RunSnapshot) -> None:
         """Extend the lease when less than half of it is left (commits extend it too, so
-        this writes only after a long stretch without one)."""
+        this writes only after a long stretch without one). Called before every call out:
+        a worker whose cluster's heartbeat is late stops here (``taskapp.liveness``)."""
+        if fenced():
+            raise LeaseLost(run.id)
         now, lease = conf.clock.now(), timedelta(seconds=conf.LEASE_SECONDS)
         if self.lease_expires_at is not None and self.lease_expires_at - now > lease / 2:
             return

@@ -38,6 +38,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 RUNS = int(os.environ.get("E2E_SCALE_OUT_RUNS", "240"))
 REDIS_URL = "redis://127.0.0.1:6379/7"
+# One queue for the three clusters, named for this test process: two test sessions on one
+# Redis must not take (and fail to verify) each other's tasks.
+QUEUE = f"scale_out_{os.getpid()}"
 # Seconds the far end holds each call: longer than a timer tick plus a Redis pickup, so a
 # second worker taking the run while the first is still calling would overlap there.
 HOLD = 0.1
@@ -119,7 +122,7 @@ class Calls:
 def _redis() -> None:
     import redis
 
-    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).delete(f"django_q:{QUEUE}:q")
 
 
 @pytest.fixture
@@ -135,7 +138,7 @@ def env(transactional_db, far_end) -> dict[str, str]:
         "DATABASE_URL": database_url(),
         "SECRET_KEY": settings.SECRET_KEY,
         "REDIS_URL": REDIS_URL,
-        "Q_CLUSTER_NAME": "scale_out",  # one shared queue for the three clusters
+        "Q_CLUSTER_NAME": QUEUE,  # one shared queue for the three clusters
         "Q_WORKERS": "2",
         "ASYNC_STATES_LEASE_SECONDS": "3",
         "ASYNC_STATES_LOG_LEVEL": "INFO",

@@ -54,7 +54,7 @@ def test_the_watchdog_reports_a_stuck_step_and_withdraws_it_when_it_ends(
         step = workers.current_step()
         dog.look(now_monotonic=step.began + 119)
         assert not models.WorkerIncident.objects.exists()
-        dog.look(now_monotonic=step.began + 120)
+        dog.look(now_monotonic=step.began + 121)  # (b + 120) - b may round below 120
         incident = models.WorkerIncident.objects.get()
         assert (incident.kind, incident.run_id, incident.owner, incident.since) == (
             "stuck", "run-x", workers.worker_owner(), step.began_at)
