@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from multiprocessing.util import Finalize
 from typing import Any
 
 from channels.layers import get_channel_layer
+
+from engine.forksafe import forget_after_fork
 
 log = logging.getLogger("async_states.dashboard")
 
@@ -33,11 +34,17 @@ FLUSH_SECONDS = 2.0
 
 class LayerSender:
     def __init__(self) -> None:
+        self._forget()
+        self._dropped = 0
+        forget_after_fork(self._forget)
+
+    def _forget(self) -> None:
+        """No loop, no queue: a forked child starts its own (threads do not survive ``fork``,
+        and django-q2 forks its workers). The lock is new too: another thread of the parent
+        may have held it at the fork."""
         self._lock = threading.Lock()
-        self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[str, dict]] | None = None
-        self._dropped = 0
 
     def send(self, group: str, message: dict[str, Any]) -> None:
         loop, queue = self._started()
@@ -53,11 +60,9 @@ class LayerSender:
                             self._dropped)
 
     def _started(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
-        """This process's loop and queue; a forked child starts its own (threads do not
-        survive ``fork``, and django-q2 forks its workers)."""
+        """This process's loop and queue, started on first use."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 self._queue = asyncio.Queue(MAX_PENDING)
                 threading.Thread(target=self._run, args=(self._loop, self._queue),
@@ -70,7 +75,7 @@ class LayerSender:
         """Wait (up to ``timeout``) until every queued message was handed to the layer."""
         with self._lock:
             loop, queue = self._loop, self._queue
-            if self._pid != os.getpid() or loop is None or queue is None:
+            if loop is None or queue is None:
                 return
         done = asyncio.run_coroutine_threadsafe(asyncio.wait_for(queue.join(), timeout), loop)
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
+from engine.forksafe import fork_safe_dict
 from taskapp.conf import conf
 
 log = logging.getLogger("async_states.dispatch")
@@ -80,22 +81,19 @@ def _enqueue_many(run_ids: list[str]) -> None:
                broker=_broker())
 
 
-_brokers: dict[int, object] = {}
+_brokers: dict[str, object] = fork_safe_dict()
 
 
 def _broker():
     """This process's broker. django-q2's ``async_task`` makes a new one per call unless
     handed one, and a new Redis broker opens a new connection: 2.2 of the 5.5 ms a
-    ``POST /api/runs/`` took. Keyed by pid, so a forked cluster worker never shares its
-    parent's socket; the Redis client's pool is thread-safe."""
-    import os
-
+    ``POST /api/runs/`` took. Dropped in a forked child (``engine.forksafe``), so a cluster
+    worker never shares its parent's socket; the Redis client's pool is thread-safe."""
     from django_q.brokers import get_broker
 
-    pid = os.getpid()
-    if pid not in _brokers:
-        _brokers[pid] = get_broker()
-    return _brokers[pid]
+    if "broker" not in _brokers:
+        _brokers["broker"] = get_broker()
+    return _brokers["broker"]
 
 
 # ---------------------------------------------------------------------------- retention

@@ -18,10 +18,8 @@ import base64
 import datetime as dt
 import decimal
 import json
-import os
 import re
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,13 +31,14 @@ import psycopg2.errors
 import psycopg2.extras
 
 from engine.errors import InstructionError
+from engine.forksafe import fork_safe_local
 from engine.instructions import ExecContext, instruction_error
 from engine.language.model import DbSpec
 
 MAX_ROWS = 10_000
 FETCH_MODES = frozenset({"none", "one", "all"})
 
-_local = threading.local()
+_local = fork_safe_local()
 
 
 class DbExecutor:
@@ -95,11 +94,10 @@ def _database_for(url: str) -> _Database:
 
 
 def _connections() -> dict[str, _Database]:
-    # Keyed by pid as well as thread: a connection inherited across fork shares its socket
-    # with the parent, and two processes on one PostgreSQL connection corrupt the protocol.
-    pid = os.getpid()
-    if getattr(_local, "pid", None) != pid:
-        _local.pid = pid
+    # Per thread, and dropped in a forked child (engine.forksafe): a connection inherited
+    # across fork shares its socket with the parent, and two processes on one PostgreSQL
+    # connection corrupt the protocol.
+    if not hasattr(_local, "cache"):
         _local.cache = {}
     return _local.cache
 

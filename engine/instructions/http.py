@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +36,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from engine.errors import InstructionError
+from engine.forksafe import fork_safe_local
 from engine.instructions import ExecContext, instruction_error
 from engine.language.model import HttpAuth, HttpSpec
 
@@ -52,20 +51,13 @@ _EXCERPT_CHARS = 200
 _POOL_HOSTS = 32
 _POOL_PER_HOST = 4
 
-_local = threading.local()
+_local = fork_safe_local()
 
 
 def session() -> requests.Session:
-    """This thread's session in this process.
-
-    The session is keyed by the process id: after ``fork`` the child inherits the parent's
-    thread-local, and sharing pooled sockets across processes would interleave two
-    processes' bytes on one connection. The parent's session is dropped in the child, not
-    closed, so the child does not touch sockets the parent still uses.
-    """
-    pid = os.getpid()
-    if getattr(_local, "pid", None) != pid:
-        _local.pid = pid
+    """This thread's session in this process: a forked child starts without the parent's
+    (``engine.forksafe``), whose pooled sockets the parent still uses."""
+    if not hasattr(_local, "session"):
         _local.session = _new_session()
     return _local.session
 

@@ -9,6 +9,7 @@ import pytest
 from engine.errors import InstructionError
 from engine.instructions import http
 from engine.language.model import HttpAuth, HttpSpec
+from tests.engine.forking import in_child
 
 
 def run(spec: HttpSpec, ctx):
@@ -219,11 +220,10 @@ def test_connections_are_reused_within_a_thread(http_server, ctx):
     assert echo(http_server, ctx)["peer_port"] == first
 
 
-def test_a_forked_child_gets_its_own_session(monkeypatch):
+def test_a_forked_child_gets_its_own_session():
     parent = http.session()
     assert http.session() is parent
-    monkeypatch.setattr(http.os, "getpid", lambda: -1)
-    assert http.session() is not parent
+    assert in_child(lambda: http.session() is not parent) == 0
 
 
 def test_sessions_are_per_thread():

@@ -8,7 +8,6 @@ be opened (SQLite)."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from datetime import timedelta
 
@@ -48,7 +47,7 @@ def broker_down(monkeypatch):
     broker = Redis(list_key="as_api_broker_down")
     broker.connection = redis.Redis(host="127.0.0.1", port=_closed_port(),
                                     socket_connect_timeout=2, socket_timeout=2)
-    monkeypatch.setitem(dispatch._brokers, os.getpid(), broker)
+    monkeypatch.setitem(dispatch._brokers, "broker", broker)
     with override_settings(ASYNC_STATES={**settings.ASYNC_STATES, "DISPATCH": "queue"}):
         yield broker
 
