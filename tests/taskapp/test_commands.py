@@ -42,13 +42,15 @@ states:
 
 
 def run(*args, **options) -> tuple[str, str, int]:
-    """Call a command; its stdout, stderr and exit status (1 for sys.exit(1))."""
+    """Call a command; its stdout, stderr and exit status (a ``CommandError``'s returncode,
+    with its message on stderr, as ``manage.py`` prints it)."""
     out, err = io.StringIO(), io.StringIO()
     try:
         call_command(*args, stdout=out, stderr=err, **options)
         code = 0
-    except SystemExit as exc:
-        code = exc.code
+    except CommandError as exc:
+        err.write(f"CommandError: {exc}\n")
+        code = exc.returncode
     return out.getvalue(), err.getvalue(), code
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -50,7 +49,8 @@ class Command(BaseCommand):
                 f"refused {counts['refused']}, invalid {counts['invalid']}"
             )
         if bad:
-            sys.exit(1)
+            raise CommandError(f"{bad} of {len(files)} task file(s) have errors (above)",
+                               returncode=1)
 
     def _load(self, path: Path, check: bool) -> LoadResult:
         source = display_path(path)

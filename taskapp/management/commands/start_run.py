@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -90,4 +89,4 @@ class Command(BaseCommand):
         if run.error:
             self.stderr.write(f"error: {dumps(run.error)}")
         if run.status != "succeeded":
-            sys.exit(1)
+            raise CommandError(f"run {run.pk} ended {run.status}", returncode=1)
