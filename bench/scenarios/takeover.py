@@ -12,10 +12,9 @@ below them is the liveness takeover (``CLUSTER_DEAD_SECONDS``) at work.
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from bench.far_end import FarEnd
 from bench.harness import Cluster, paced, reset_runs, summary, wait_until
 
 HOLD = 0.3
@@ -29,38 +28,11 @@ RELAY = "name: relay\nversion: 1\nstart_state: s1\nstates:\n" + "".join(
     for i in range(1, 5)) + "  done: {final: succeeded}\n"
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # a killed worker hangs up mid-call: expected here, every round
-
-
-class SlowFarEnd:
-    """Answers every POST after ``HOLD`` seconds."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                time.sleep(HOLD)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def _slow_far_end() -> FarEnd:
+    """Answers every POST to /hold after ``HOLD`` seconds."""
+    far = FarEnd()
+    far.route("/hold", lambda number, request: (200, {}, HOLD))
+    return far
 
 
 def run(suite) -> None:
@@ -74,7 +46,7 @@ def run(suite) -> None:
         load_runs_per_s=RATE, task="relay (4 states, one slow call each)",
         lease_s=60, measured="from the SIGKILL, for every run the killed cluster held")
     reset_runs(suite.redis_url)
-    far = SlowFarEnd()
+    far = _slow_far_end()
     released: list[float] = []
     moved: list[float] = []
     env = {**suite.env, "ASYNC_STATES_SECRET_FAR": far.url}
