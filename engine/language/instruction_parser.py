@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from engine import connections
 from engine.language import vocabulary as v
+from engine.language.limits import shorten
 from engine.language.model import (
     NO_RETRY,
     DbSpec,
@@ -135,20 +137,94 @@ def _message(reader: Reader, node: Node, path: str) -> MessageSpec | None:
     if fields is None:
         return None
     broker = reader.need(fields, "broker", node, path, "message", _choice(reader, v.BROKERS))
-    if "exchange" in fields and broker not in ("amqp", None):
+    _refuse_other_brokers_keys(reader, node, path, fields, broker)
+    connection = reader.get(fields, "connection", path, _connection(reader, broker))
+    if ("connection" in fields) == ("url" in fields):
         reader.error(
-            node.key_marks["exchange"],
-            join(path, "exchange"),
-            f"exchange is only for the amqp broker, not '{broker}'; remove it",
+            node.mark,
+            path,
+            "message needs exactly one of 'connection' (the name of a connection configured "
+            "in the environment, the usual way) or 'url'",
         )
     return MessageSpec(
         broker=broker,
-        url=reader.need(fields, "url", node, path, "message", reader.template),
+        connection=connection,
+        url=reader.get(fields, "url", path, reader.template),
         to=reader.need(fields, "to", node, path, "message", reader.template),
         body=reader.get(fields, "body", path, _templates(reader)),
         headers=reader.get(fields, "headers", path, reader.template_pairs, ()),
         exchange=reader.get(fields, "exchange", path, reader.template),
+        qos=reader.get(fields, "qos", path, _qos(reader), 1),
+        retain=reader.get(fields, "retain", path, reader.boolean, False),
+        jetstream=reader.get(fields, "jetstream", path, reader.boolean, False),
+        stream=reader.get(fields, "stream", path, reader.boolean, False),
     )
+
+
+def _refuse_other_brokers_keys(
+    reader: Reader, node: Node, path: str, fields: dict[str, Node], broker: str | None
+) -> None:
+    for key, only in v.BROKER_ONLY_KEYS.items():
+        if key in fields and broker not in (only, None):
+            reader.error(
+                node.key_marks[key],
+                join(path, key),
+                f"{key} is only for the {only} broker, not '{broker}'; remove it",
+            )
+
+
+def _connection(reader: Reader, broker: str | None) -> Any:
+    """A connection name, checked against the environment of the process that loads it."""
+
+    def read(node: Node, path: str, what: str) -> str | None:
+        name = reader.string(node, path, what)
+        if name is None:
+            return None
+        if not connections.NAME_PATTERN.match(name):
+            reader.error(
+                node.mark,
+                path,
+                f"connection name '{shorten(name)}' must be lower-case letters, digits and _, "
+                "starting with a letter, at most 63 characters (the environment variable is "
+                f"{connections.CONNECTION_PREFIX}<NAME>)",
+            )
+            return None
+        _check_configured(reader, node, path, name, broker)
+        return name
+
+    return read
+
+
+def _check_configured(
+    reader: Reader, node: Node, path: str, name: str, broker: str | None
+) -> None:
+    scheme = connections.configured().get(name)
+    if scheme is None:
+        reader.error(
+            node.mark,
+            path,
+            f"connection '{name}' is not configured here ({connections.env_name(name)} is not "
+            "set); the workers' environment must set it",
+            severity="warning",
+        )
+    elif broker is not None and connections.SCHEMES.get(scheme) != broker:
+        reader.error(
+            node.mark,
+            path,
+            f"connection '{name}' is a {scheme or 'scheme-less'} URL, which does not serve "
+            f"the {broker} broker; name a {broker} connection or fix "
+            f"{connections.env_name(name)}",
+        )
+
+
+def _qos(reader: Reader) -> Any:
+    def read(node: Node, path: str, what: str) -> int | None:
+        if node.value in (0, 1, 2) and not isinstance(node.value, bool):
+            return node.value
+        reader.wrong(node, path, what, "0, 1 or 2")
+        return None
+
+    return read
 
 
 def _db(reader: Reader, node: Node, path: str) -> DbSpec | None:

@@ -95,14 +95,23 @@ class RpcSpec:
 
 @dataclass(frozen=True, slots=True)
 class MessageSpec:
-    """Publish one message to a broker (``redis``, ``amqp``, ``mqtt``, ``nats``)."""
+    """Publish one message to a broker (``redis``, ``amqp``, ``mqtt``, ``nats``).
+
+    The broker is reached through a named ``connection`` (configured in the environment) or,
+    for tasks written before connections existed, a ``url`` template; exactly one is set.
+    """
 
     broker: str
-    url: str  # template; usually "{{ secrets.X }}"
-    to: str  # channel, routing key, topic or subject
+    to: str  # channel or stream, routing key, topic or subject (a template)
+    connection: str | None = None  # a name: ASYNC_STATES_CONNECTION_<NAME> holds the URL
+    url: str | None = None  # template; usually "{{ secrets.X }}"
     body: Any = None
     headers: tuple[tuple[str, Any], ...] = ()
-    exchange: str | None = None  # amqp only
+    exchange: str | None = None  # amqp only; None: the default exchange
+    qos: int = 1  # mqtt only
+    retain: bool = False  # mqtt only
+    jetstream: bool = False  # nats only: publish to JetStream and wait for its ack
+    stream: bool = False  # redis only: XADD to the stream ``to`` instead of PUBLISH
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,30 @@ AUTH_KEYS = frozenset({"basic", "bearer"})
 BASIC_AUTH_KEYS = frozenset({"username", "password"})
 RPC_KEYS = frozenset({"url", "method", "params", "protocol", "headers", "auth"})
 RPC_PROTOCOLS = frozenset({"jsonrpc"})
-MESSAGE_KEYS = frozenset({"broker", "url", "to", "exchange", "body", "headers"})
+MESSAGE_KEYS = frozenset(
+    {
+        "broker",
+        "connection",
+        "url",
+        "to",
+        "exchange",
+        "body",
+        "headers",
+        "qos",
+        "retain",
+        "jetstream",
+        "stream",
+    }
+)
 BROKERS = frozenset({"redis", "amqp", "mqtt", "nats"})
+# The message keys that only one broker understands.
+BROKER_ONLY_KEYS = {
+    "exchange": "amqp",
+    "qos": "mqtt",
+    "retain": "mqtt",
+    "jetstream": "nats",
+    "stream": "redis",
+}
 DB_KEYS = frozenset({"url", "query", "params", "fetch"})
 FETCH_MODES = frozenset({"none", "one", "all"})
 

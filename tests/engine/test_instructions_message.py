@@ -1,4 +1,4 @@
-"""The message instruction: Redis PUBLISH against 127.0.0.1:6379 (when up); other brokers."""
+"""The message instruction on Redis (127.0.0.1:6379): PUBLISH, stream XADD, URL or connection."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import redis
 from engine.errors import InstructionError
 from engine.instructions import message
 from engine.language.model import MessageSpec
+from tests.engine.brokers import unique
 from tests.services import require_service
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -72,13 +73,6 @@ def test_malformed_redis_url_is_an_error(ctx):
     assert (error.error_class, error.retryable) == ("error", False)
 
 
-@pytest.mark.parametrize("broker", ["amqp", "mqtt", "nats"])
-def test_planned_brokers_are_not_supported_yet(broker, ctx):
-    error = failure(MessageSpec(broker=broker, url="x://", to="q"), ctx)
-    assert str(error).startswith(f"message broker '{broker}' is not supported yet: ")
-    assert not error.retryable
-
-
 def test_unknown_broker_is_an_error(ctx):
     assert "unknown message broker 'kafka'" in str(
         failure(MessageSpec(broker="kafka", url="x://", to="q"), ctx)
@@ -93,3 +87,39 @@ def test_headers_on_redis_are_refused_rather_than_dropped(ctx):
 def test_body_that_is_not_json_is_an_error(ctx):
     spec = MessageSpec(broker="redis", url=REDIS_URL, to="c", body={"x": object()})
     assert "does not encode as JSON" in str(failure(spec, ctx))
+
+
+def test_stream_entry_carries_body_key_and_headers(monkeypatch, make_ctx):
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    require_service("Redis at 127.0.0.1:6379", client.ping)
+    stream = unique("stream")
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_EVENTS", REDIS_URL)
+    spec = MessageSpec(
+        broker="redis", connection="events", to=stream, stream=True, body={"n": 1},
+        headers=(("source", "async-states"),),
+    )
+    try:
+        result = publish(spec, make_ctx(key="run-3:1:emit"))
+        [(entry_id, fields)] = client.xrange(stream)
+    finally:
+        client.delete(stream)
+        client.close()
+    assert result == {"id": entry_id.decode(), "message_id": "run-3:1:emit"}
+    assert fields == {b"body": b'{"n": 1}', b"message_id": b"run-3:1:emit",
+                      b"source": b"async-states"}
+
+
+def test_a_header_may_not_overwrite_a_stream_field(ctx):
+    spec = MessageSpec(broker="redis", url=REDIS_URL, to="s", stream=True,
+                       headers=(("message_id", "mine"),))
+    assert "would overwrite a field" in str(failure(spec, ctx))
+
+
+def test_redis_connection_refusing_the_password_names_the_connection(monkeypatch, ctx):
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    require_service("Redis at 127.0.0.1:6379", client.ping)
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_CACHE", "redis://nobody:n0t-the-pass@127.0.0.1:6379/0")
+    error = failure(MessageSpec(broker="redis", connection="cache", to="c", body=1), ctx)
+    assert str(error).startswith("redis connection 'cache' channel 'c': ")
+    assert "n0t-the-pass" not in str(error) and "n0t-the-pass" not in repr(error.__cause__)
+    assert not error.retryable

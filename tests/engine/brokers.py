@@ -1,0 +1,50 @@
+"""Fixtures' helpers for the message instruction tests: the local brokers and their probes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pika
+
+from engine.instructions import message
+from engine.language.model import MessageSpec
+from tests.services import require_service
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+MQTT_URL = "mqtt://127.0.0.1:1883"
+NATS_URL = "nats://127.0.0.1:4222"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def unique(prefix: str) -> str:
+    """A name no other test run uses (queues, topics, subjects, streams)."""
+    return f"reach-test-{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def use_connection(monkeypatch, name: str, url: str) -> None:
+    monkeypatch.setenv(f"ASYNC_STATES_CONNECTION_{name.upper()}", url)
+
+
+def publish(spec: MessageSpec, ctx):
+    return message.EXECUTOR.execute(spec, ctx)
+
+
+def require_rabbitmq() -> None:
+    def probe() -> None:
+        params = pika.URLParameters(AMQP_URL)
+        params.connection_attempts = 1
+        params.socket_timeout = 2
+        pika.BlockingConnection(params).close()
+
+    require_service("RabbitMQ at 127.0.0.1:5672", probe)
+
+
+def require_port(name: str, port: int) -> None:
+    import socket
+
+    def probe() -> None:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+    require_service(f"{name} at 127.0.0.1:{port}", probe)
+
+
