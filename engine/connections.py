@@ -25,7 +25,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from engine.errors import InstructionError
 
@@ -121,28 +121,32 @@ def scrub(text: str, url: str, label: str) -> str:
     """
     if url:
         text = text.replace(url, label)
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for form in {password, quote(password, safe=""), quote_plus(password)}:
+    written = _password(url)
+    if written:
+        plain = unquote(written)
+        forms = {written, plain, quote(plain, safe=""), quote_plus(plain)}
+        for form in sorted(forms, key=len, reverse=True):
             text = text.replace(form, "***")
     return " ".join(text.split())
 
 
+def _password(url: str) -> str | None:
+    """The password as written in ``url`` (percent-encoded), or None."""
+    try:
+        return urlsplit(url.strip()).password
+    except ValueError:
+        return None
+
+
 def passwords(env: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The passwords of every configured connection, for redaction of anything stored."""
+    """The passwords of every configured connection (as written and decoded), for redaction
+    of anything stored."""
     env = environ() if env is None else env
     found = set()
     for key, value in env.items():
-        if key.startswith(CONNECTION_PREFIX):
-            try:
-                password = urlsplit(value.strip()).password
-            except ValueError:
-                continue
-            if password:
-                found.add(password)
+        written = _password(value) if key.startswith(CONNECTION_PREFIX) else None
+        if written:
+            found |= {written, unquote(written)}
     return frozenset(found)
 
 

@@ -44,6 +44,7 @@ from urllib.parse import quote, quote_plus
 import jinja2
 from jinja2 import nodes
 
+from engine import connections
 from engine.errors import ExpressionError
 
 SECRET_PREFIX = "ASYNC_STATES_SECRET_"
@@ -105,7 +106,8 @@ class Secrets(Mapping[str, str]):
 
     def to_redact(self) -> frozenset[str]:
         """The values to redact: those used, those derived from them (``note_rendered``), and
-        every configured secret long enough to read.
+        every configured secret long enough to read, and the password of every named
+        connection (``engine.connections``) as long: a driver's error may quote it.
 
         The configured values are read from the environment once per instance (a runner step).
         """
@@ -113,6 +115,9 @@ class Secrets(Mapping[str, str]):
             self._configured = frozenset(
                 value for key, value in self._environ.items()
                 if key.startswith(self._prefix) and len(value) >= MIN_SECRET_LENGTH
+            ) | frozenset(
+                password for password in connections.passwords(self._environ)
+                if len(password) >= MIN_SECRET_LENGTH
             )
         return self._configured | self.used_values | self.derived_values
 

@@ -236,3 +236,15 @@ def test_noted_pieces_are_redacted_when_long_enough_and_bounded():
     assert secrets.derived_values == {"gnol-eulav-y3k"}
     assert len("k3y-value-long" * 400) > MAX_DERIVED_LENGTH
     assert redact("echo GNOL-EULAV-Y3K", secrets.to_redact()) == "echo ***"
+
+
+def test_connection_passwords_are_redacted_like_secrets():
+    from engine.secrets import Secrets, redact
+
+    environ = {
+        "ASYNC_STATES_CONNECTION_SHOP": "amqp://app:r4bbit-pass-word@mq:5672/%2F",
+        "ASYNC_STATES_CONNECTION_DEV": "amqp://guest:guest@mq:5672/%2F",  # too short to redact
+    }
+    to_redact = Secrets(environ=environ).to_redact()
+    stored = redact("login r4bbit-pass-word refused; guest ok", to_redact)
+    assert stored == "login *** refused; guest ok"
