@@ -24,8 +24,23 @@ def test_doc_has_examples():
     assert len(yaml_examples()) >= 15
 
 
+def documented_connections() -> dict[str, str]:
+    """The ``ASYNC_STATES_CONNECTION_*=url`` lines the doc shows a deployment setting."""
+    pattern = r"^(ASYNC_STATES_CONNECTION_[A-Z0-9_]+)=(\S+)$"
+    return dict(re.findall(pattern, DOC.read_text(), re.MULTILINE))
+
+
+def test_doc_configures_the_connections_its_examples_name():
+    assert {"ASYNC_STATES_CONNECTION_SHOP", "ASYNC_STATES_CONNECTION_CACHE"} <= set(
+        documented_connections()
+    )
+
+
 @pytest.mark.parametrize("example", yaml_examples(), ids=lambda e: f"line{e[0]}")
-def test_doc_example_loads_without_problems(example):
+def test_doc_example_loads_without_problems(example, monkeypatch):
+    # As a deployment that followed the doc: its connections are configured.
+    for name, url in documented_connections().items():
+        monkeypatch.setenv(name, url)
     line, body = example
     report = validate_text(body, f"{DOC.name}:{line}")
     assert report.ok, "\n".join(str(p) for p in report.problems)
