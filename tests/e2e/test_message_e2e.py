@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from pathlib import Path
 
 import nats
@@ -162,3 +163,48 @@ def test_refused_credentials_fail_the_run_once_naming_the_connection_and_no_pass
     assert WRONG_PASSWORD not in stored and "Wr0ng" not in stored
     assert any("locked" in line for line in broker_cluster.output)  # the log tells of it...
     assert not any(WRONG_PASSWORD in line for line in broker_cluster.output)  # ...safely
+
+
+UNREACHABLE = """
+name: unreachable
+version: 1
+start_state: publish
+states:
+  publish:
+    instructions:
+      - message: {broker: nats, connection: gone, to: anything, body: 1}
+        retry: {max_attempts: 3, initial_delay: 100ms}
+        on_error: gave_up
+    transitions: [{to: done}]
+  gave_up: {final: failed}
+  done: {final: succeeded}
+"""
+
+
+def test_an_unreachable_broker_is_retried_then_goes_to_on_error(
+    broker_cluster_unreachable, load
+):
+    load(UNREACHABLE)
+    run, _ = run_start(task="unreachable")
+    run = wait_for(run.pk, timeout=60)
+    assert (run.status, run.state) == ("failed", "gave_up")
+    attempts = models.InstructionAttempt.objects.filter(run=run).order_by("attempt")
+    assert [(a.attempt, a.error_class) for a in attempts] == [
+        (1, "connection"), (2, "connection"), (3, "connection")
+    ]
+    assert all("nats connection 'gone'" in a.error for a in attempts)
+
+
+@pytest.fixture
+def broker_cluster_unreachable(gone_connection, brokers, cluster):
+    return cluster
+
+
+@pytest.fixture
+def gone_connection(monkeypatch):
+    """Connection ``gone``: a loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_GONE", f"nats://127.0.0.1:{port}")
+    return port
