@@ -132,3 +132,15 @@ def test_broker_gone_then_back_reconnects(monkeypatch, subject, make_ctx):
         subscriber.close()
     # The failed attempt's message may still arrive (at least once: a consumer drops it by id).
     assert received[0] == 1 and received[-1] == 3
+
+
+def test_a_body_over_the_server_max_payload_is_a_final_error(monkeypatch, subject, ctx):
+    use_connection(monkeypatch, "bus", NATS_URL)
+    spec = MessageSpec(broker="nats", connection="bus", to=subject, body="x" * (2 << 20))
+    with pytest.raises(InstructionError) as info:
+        publish(spec, ctx)
+    assert (info.value.error_class, info.value.retryable) == ("error", False)
+    assert "the message is too large: 2,097,154 bytes; the server accepts at most" in str(
+        info.value
+    )
+    publish(MessageSpec(broker="nats", connection="bus", to=subject, body=1), ctx)  # still open

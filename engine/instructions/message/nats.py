@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.errors import NoServersError
+from nats.errors import MaxPayloadError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import NoStreamResponseError
 
@@ -94,6 +94,14 @@ def publish(target: Target, message: Outgoing, spec: MessageSpec, timeout: float
                     "message_id": message.message_id}
         LOOP.run(_publish_core(client, message, headers, timeout), timeout + 1)
         return {"message_id": message.message_id}
+    except MaxPayloadError as exc:
+        limit = client.max_payload
+        raise target.fail(
+            "the message is too large",
+            f"{len(message.payload):,} bytes; the server accepts at most {limit:,} "
+            "(its max_payload)",
+            "error",
+        ) from exc
     except NoStreamResponseError as exc:
         raise target.fail(
             "no JetStream stream captures this subject", "add the subject to a stream", "error"
