@@ -14,7 +14,7 @@ This module owns the whole concept:
   for the executors;
 - the per-process cache of open clients (``CONNECTIONS``): opened lazily on first use, reused by
   every attempt in the process, forgotten after a failure (the next attempt reopens), and
-  forgotten in a forked child (``os.register_at_fork``), which must never share its parent's
+  forgotten in a forked child (``engine.forksafe``), which must never share its parent's
   sockets.
 """
 
@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from engine.errors import InstructionError
+from engine.forksafe import forget_after_fork
 
 CONNECTION_PREFIX = "ASYNC_STATES_CONNECTION_"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -166,7 +167,7 @@ class Cache(Generic[C]):
         self._clients: dict[Any, C] = {}
         self._locks: dict[Any, threading.Lock] = {}
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget_all)
+        forget_after_fork(self._forget_all)
 
     def get(self, key: Any, open_: Callable[[], C]) -> C:
         with self._lock:

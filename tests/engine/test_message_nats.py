@@ -13,6 +13,7 @@ from engine.errors import InstructionError
 from engine.instructions.message import nats as nats_publisher
 from engine.language.model import MessageSpec
 from tests.engine.brokers import NATS_URL, publish, require_port, unique, use_connection
+from tests.engine.forking import in_child
 from tests.proxy import Proxy
 
 
@@ -144,3 +145,16 @@ def test_a_body_over_the_server_max_payload_is_a_final_error(monkeypatch, subjec
         info.value
     )
     publish(MessageSpec(broker="nats", connection="bus", to=subject, body=1), ctx)  # still open
+
+
+def test_a_forked_child_gets_its_own_event_loop_and_clients(monkeypatch, subject, ctx):
+    use_connection(monkeypatch, "bus", NATS_URL)
+    publish(MessageSpec(broker="nats", connection="bus", to=subject, body=1), ctx)
+    assert len(nats_publisher._CLIENTS) == 1
+
+    def child() -> bool:
+        fresh = nats_publisher.LOOP._loop is None and len(nats_publisher._CLIENTS) == 0
+        result = publish(MessageSpec(broker="nats", connection="bus", to=subject, body=2), ctx)
+        return fresh and result == {"message_id": ctx.idempotency_key}
+
+    assert in_child(child) == 0

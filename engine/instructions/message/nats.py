@@ -30,6 +30,7 @@ from nats.js.errors import NoStreamResponseError
 
 from engine.connections import Cache
 from engine.errors import InstructionError
+from engine.forksafe import forget_after_fork
 from engine.language.model import MessageSpec
 
 from . import Outgoing, Target
@@ -43,7 +44,7 @@ class _LoopThread:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)
+        forget_after_fork(self._forget)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self._get())
