@@ -71,7 +71,8 @@ def test_scrub_replaces_the_url_and_every_form_of_its_password():
     assert scrubbed.count("***") == 3, scrubbed
 
 
-@given(st.text(min_size=1, max_size=40).filter(lambda s: s.strip()))
+# A password of asterisks alone cannot be told from the mask that replaces it.
+@given(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() and set(s) - {"*"}))
 def test_scrub_never_leaves_the_password(password):
     from urllib.parse import quote
 
