@@ -7,6 +7,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RunErrorCode(StrEnum):
+    """The ``code`` of a run's error and of its error transitions' detail: why a run ended
+    outside a final state, or left a state by an error. Listed in docs/task-language.md."""
+
+    CANCELLED = "cancelled"  # cancelled on request
+    DEADLINE = "deadline"  # the run's deadline passed
+    FAILED_STATE = "failed_state"  # the run reached a final state with outcome failed
+    INSTRUCTION_FAILED = "instruction_failed"  # an instruction failed for good
+    STATE_TIMEOUT = "state_timeout"  # no transition out of a state within its timeout
+    POLL_EXHAUSTED = "poll_exhausted"  # a poll gave up (max_attempts / max_duration)
+    CONDITION_ERROR = "condition_error"  # arming or checking a condition failed
+    EXPRESSION_ERROR = "expression_error"  # ... because a predicate or template failed
+    BUDGET_EXCEEDED = "budget_exceeded"  # ... because it spent more than its budget
+    SIZE_LIMIT = "size_limit"  # a value was over its size limit
+    STEP_CRASHES = "step_crashes"  # too many steps in a row crashed (MAX_STEP_CRASHES)
+
+
+class Severity(StrEnum):
+    """How bad a validation problem is: an error refuses the definition, a warning does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
 
 
 class EngineError(Exception):
@@ -27,7 +52,7 @@ class Problem:
     column: int
     path: str
     message: str
-    severity: str = "error"  # "error" | "warning"
+    severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}:{self.column}"
@@ -42,7 +67,7 @@ class SpecError(EngineError):
 
     def __init__(self, problems: Sequence[Problem]):
         self.problems = tuple(problems)
-        errors = [p for p in self.problems if p.severity == "error"]
+        errors = [p for p in self.problems if p.severity == Severity.ERROR]
         first = errors[0] if errors else (self.problems[0] if self.problems else None)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{first}{more}" if first else "invalid task definition")
@@ -51,7 +76,7 @@ class SpecError(EngineError):
 class ExpressionError(EngineError):
     """A template or predicate does not parse, or failed when evaluated."""
 
-    code = "expression_error"
+    code = RunErrorCode.EXPRESSION_ERROR
 
     def __init__(self, expression: str, reason: str, line: int | None = None):
         self.expression = expression
@@ -67,7 +92,7 @@ class BudgetExceeded(ExpressionError):
     message says both what to change and what the expression tried to do.
     """
 
-    code = "budget_exceeded"
+    code = RunErrorCode.BUDGET_EXCEEDED
     _SHOWN = 120  # characters of the expression quoted in the message
 
     def __init__(self, expression: str, what: str, setting: str, limit: float):

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from engine.cursor import RunCursor
 from engine.language.model import TaskDef
 
 
@@ -43,6 +44,15 @@ class Trigger(StrEnum):
     REDRIVE = "redrive"
 
 
+class PollOutcome(StrEnum):
+    """Where the attempts of one I/O condition (a ``poll``) in one state entry stand."""
+
+    POLLING = "polling"  # still attempting
+    FULFILLED = "fulfilled"  # an attempt fulfilled it: its transition was taken
+    EXHAUSTED = "exhausted"  # it gave up (max_attempts / max_duration)
+    CANCELLED = "cancelled"  # the run left the state some other way
+
+
 @dataclass(slots=True)
 class RunSnapshot:
     """A run as the engine sees it. The runner mutates its own copy and hands it to the
@@ -57,7 +67,7 @@ class RunSnapshot:
     state_entered_at: datetime | None
     input: dict[str, Any]
     data: dict[str, Any]
-    cursor: dict[str, Any]
+    cursor: RunCursor
     created_at: datetime
     deadline_at: datetime | None = None
     cancel_requested: bool = False
@@ -108,7 +118,7 @@ class PollRecord:
     attempts: int
     first_at: datetime | None
     last_at: datetime | None
-    outcome: str  # "polling" | "fulfilled" | "exhausted" | "cancelled"
+    outcome: PollOutcome
     last_result: Any = None
     last_error: str = ""
 

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, QuerySet
 
+from engine.cursor import RunCursor
 from engine.language import task_from_dict
 from engine.language.model import TaskDef
 from engine.runs import ACTIVE, FINISHED, RunSnapshot, RunStatus
@@ -44,7 +45,7 @@ def snapshot_of(run: models.Run) -> RunSnapshot:
         state_entered_at=run.state_entered_at,
         input=run.input,
         data=run.data,
-        cursor=run.cursor,
+        cursor=RunCursor.from_json(run.cursor),
         created_at=run.created_at,
         deadline_at=run.deadline_at,
         cancel_requested=run.cancel_requested,

@@ -124,3 +124,45 @@ def test_selectors_import_no_services_even_indirectly():
 
 def test_the_store_is_a_service():
     assert not (ROOT / "taskapp" / "store.py").exists(), "the store writes: taskapp/services/"
+
+
+# ---------------------------------------------------------------------------- plugin seams
+
+
+def _registered_kinds() -> set[str]:
+    from engine import conditions, instructions
+
+    return set(conditions.registered_kinds()) | set(instructions.REGISTRY.kinds())
+
+
+def kind_names_in(source: str, kinds: set[str]) -> list[tuple[int, str]]:
+    """String constants in ``source`` equal to a plugin kind (``"poll"``, ``"set"``), as
+    (line, kind). Keys are not names of kinds (``{"message": ...}``, ``error["message"]``)."""
+    tree = ast.parse(source)
+    keys = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Dict)
+            for key in node.keys if key is not None}
+    keys |= {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
+    return sorted(
+        (node.lineno, node.value) for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and node.value in kinds and id(node) not in keys
+    )
+
+
+def test_the_runner_never_names_a_kind():
+    """Conditions and instructions declare what the runner needs (``io``, ``side_effects``,
+    ``assigns``); a kind added by a plugin then works without touching the runner."""
+    kinds = _registered_kinds()
+    found = {str(path.relative_to(ROOT)): hits for path in sources("engine/runner")
+             if (hits := kind_names_in(path.read_text(), kinds))}
+    assert not found, found
+
+
+def test_the_kind_scan_sees_a_kind():
+    source = (
+        'if transition.condition_kind == "poll":\n'
+        '    plugin = conditions.plugin_for("poll")\n'
+        'error = {"message": "set", "code": "x"}\n'
+        'shown = error["message"]\n'
+    )
+    assert kind_names_in(source, _registered_kinds()) == [(1, "poll"), (2, "poll"), (3, "set")]

@@ -3,8 +3,8 @@
 A condition is *armed* when its state's instructions are done: it computes what it needs
 (a due time, a correlation value, a poll schedule) into a small JSON dict that the run keeps
 in its cursor, so a run can park, lose its worker, and be checked again later by any worker.
-``check`` must not block. Conditions with I/O (``poll``) also implement ``IOCondition``;
-the runner races those in a thread pool.
+``check`` must not block. Conditions with I/O declare ``io = True`` and also implement
+``engine.conditions.io.IOCondition``; the runner races those in a thread pool.
 """
 
 from __future__ import annotations

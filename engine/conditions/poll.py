@@ -10,37 +10,20 @@ An attempt that errors counts as an attempt; exhaustion (``max_attempts`` or
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine.backoff import poll_interval
 from engine.clock import from_iso, to_iso
 from engine.conditions import CheckContext, Fulfilment, register
+from engine.conditions.io import Attempt, Settled, Summary
 from engine.errors import EngineError
-from engine.language.model import PollCondition
-
-
-@dataclass(frozen=True, slots=True)
-class PollAttempt:
-    """The outcome of one attempt, produced in a pool thread."""
-
-    started_at: datetime
-    finished_at: datetime
-    result: Any = None
-    error: str = ""
-    ok: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    armed: dict[str, Any]
-    fulfilment: Fulfilment | None = None
-    exhausted: bool = False
+from engine.language.model import Instruction, PollCondition
 
 
 class Poll:
     kind = "poll"
+    io = True  # fulfilled only by attempts that run an instruction: the runner races them
 
     def arm(self, condition: PollCondition, ctx: CheckContext) -> dict[str, Any]:
         return {
@@ -61,26 +44,38 @@ class Poll:
     def subscription(self, condition: PollCondition, armed: dict[str, Any]) -> None:
         return None
 
+    def instruction(self, condition: PollCondition) -> Instruction:
+        return condition.instruction
+
+    def on_error(self, condition: PollCondition) -> str | None:
+        return condition.on_error
+
+    def summary(self, armed: dict[str, Any]) -> Summary:
+        return Summary(
+            attempts=armed["attempts"], first_at=from_iso(armed["first_at"]),
+            last_at=from_iso(armed["last_at"]), last_result=armed["last_result"],
+            last_error=armed["last_error"])
+
     def due(self, armed: dict[str, Any], now: datetime) -> bool:
         next_at = from_iso(armed["next_at"])
         return next_at is not None and next_at <= now
 
     def attempt(
         self, execute: Callable[[], Any], now: Callable[[], datetime]
-    ) -> PollAttempt:
+    ) -> Attempt:
         """Run one attempt (in a pool thread). ``execute`` runs the poll's instruction."""
         started = now()
         try:
             result = execute()
         except EngineError as exc:
-            return PollAttempt(started, now(), error=str(exc), ok=False)
-        return PollAttempt(started, now(), result=result)
+            return Attempt(started, now(), error=str(exc), ok=False)
+        return Attempt(started, now(), result=result)
 
     def settle(
         self,
         condition: PollCondition,
         armed: dict[str, Any],
-        attempt: PollAttempt,
+        attempt: Attempt,
         ctx: CheckContext,
     ) -> Settled:
         """Fold one attempt into the aggregate and decide: fulfilled, exhausted or go on."""

@@ -2,12 +2,13 @@
 
 One call to ``Runner.advance`` is one *step*, made by a worker that holds the run's lease.
 It enters states, runs their instructions in order (with retries), arms and races the
-outgoing transitions' conditions, and applies the first one fulfilled. Transitions are
-committed through the ``RunStore`` before anything outside the database happens: before a
-state's side-effecting instructions run, before polls, before subscriptions are armed, and
-when the step ends (``engine.runner.batch``). A chain of transitions with nothing but data
-in between (no instructions, or only ``set``) is committed together: replaying it after a
-crash gives the same result, so nothing is lost and nothing is applied twice. When nothing
+outgoing transitions' conditions (``engine.runner.io_race`` races those that do I/O), and
+applies the first one fulfilled. Transitions are committed through the ``RunStore`` before
+anything outside the database happens: before a state's side-effecting instructions run,
+before polls, before subscriptions are armed, and when the step ends
+(``engine.runner.batch``). A chain of transitions with nothing but data in between (no
+instructions, or only ones without side effects) is committed together: replaying it after
+a crash gives the same result, so nothing is lost and nothing is applied twice. When nothing
 more can happen now, the step returns the next wake-up time and the worker is released:
 waiting holds no process and no thread.
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.clock import to_iso
+from engine.cursor import RunCursor
+from engine.errors import RunErrorCode
 from engine.runs import RunSnapshot, RunStatus, TransitionRecord, Trigger
 
 
@@ -31,8 +32,7 @@ def prepare_redrive(run: RunSnapshot, target: str, now: datetime) -> TransitionR
     run.state, run.entry, run.state_entered_at = target, run.entry + 1, now
     run.status, run.error, run.finished_at = RunStatus.RUNNING, None, None
     timeout = run.task.timeout_for(state)
-    run.cursor = {"phase": "instructions", "index": 0, "attempt": 0, "retry_at": None,
-                  "timeout_at": to_iso(now + timeout) if timeout is not None else None}
+    run.cursor = RunCursor.entering(now + timeout if timeout is not None else None)
     run.metrics["redrives"] = run.metrics.get("redrives", 0) + 1
     return record
 
@@ -41,7 +41,7 @@ def prepare_cancel(run: RunSnapshot, now: datetime) -> TransitionRecord:
     """End an active run as cancelled, as the step would (same error, same history row).
     Returns the transition to commit with it."""
     return _finish(run, RunStatus.CANCELLED, Trigger.CANCEL,
-                   {"code": "cancelled", "message": "cancelled on request"}, now)
+                   {"code": RunErrorCode.CANCELLED, "message": "cancelled on request"}, now)
 
 
 def prepare_crash_failure(
@@ -55,7 +55,7 @@ def prepare_crash_failure(
     where = f"in state '{run.state}'" if run.state else "before its start state"
     seen = f"; the last error seen was {last_error}" if last_error else ""
     error = {
-        "code": "step_crashes", "crashes": crashes, "limit": limit,
+        "code": RunErrorCode.STEP_CRASHES, "crashes": crashes, "limit": limit,
         "message": f"{crashes} steps in a row {where} began and never ended cleanly (a worker "
         "died or was killed, ran past its lease, or raised an unexpected error)"
         f"{seen}; the limit is MAX_STEP_CRASHES={limit}. Fix the cause, then redrive the run.",
@@ -76,7 +76,7 @@ def _finish(
         per_state = run.metrics.setdefault("time_in_state", {})
         per_state[run.state] = round(per_state.get(run.state, 0.0) + spent, 6)
         run.metrics["transitions"] = run.metrics.get("transitions", 0) + 1
-    run.status, run.cursor = status, {}
+    run.status, run.cursor = status, RunCursor.empty()
     run.error = dict(error, state=run.state)
     run.finished_at = now
     run.metrics["duration"] = round((now - run.created_at).total_seconds(), 6)

@@ -4,7 +4,7 @@ conditions. See ``engine.runner`` for what a step guarantees."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -13,16 +13,18 @@ from typing import Any
 from engine import conditions, expressions, instructions, limits, secrets
 from engine.backoff import retry_delay, should_retry
 from engine.budgets import TemplateLimits
-from engine.clock import Clock, from_iso, to_iso
+from engine.clock import Clock, to_iso
 from engine.conditions import CheckContext, Fulfilment
+from engine.cursor import LastError, Phase, RunCursor
 from engine.datapaths import set_path
-from engine.errors import EngineError, ExpressionError, InstructionError
+from engine.errors import EngineError, ExpressionError, InstructionError, RunErrorCode
 from engine.language.model import Instruction, Outcome, State, Transition
 from engine.runner.batch import Batch
-from engine.runner.polls import PollRacing
+from engine.runner.io_race import IORace
 from engine.runner.settings import EngineSettings
 from engine.runs import (
     AttemptRecord,
+    PollOutcome,
     PollRecord,
     RunSnapshot,
     RunStatus,
@@ -41,7 +43,7 @@ class Park:
     wake_at: datetime | None
 
 
-class Step(PollRacing):
+class Step:
     """The work of one ``advance`` call; holds the records not yet committed."""
 
     def __init__(
@@ -53,6 +55,7 @@ class Step(PollRacing):
         self.task = run.task
         self.secrets = secrets.Secrets(self.settings.secrets_prefix)
         self.batch = Batch()
+        self.io_race = IORace(pool=pool, clock=clock)
         self.transitions = 0
         self.started = time.monotonic()
         # The size of run.data as last measured (None: not yet in this step; see _check_data).
@@ -78,7 +81,7 @@ class Step(PollRacing):
         """One move of the loop; a ``Park`` when the step must stop here."""
         run, now = self.run, self.clock.now()
         if run.cancel_requested:
-            self._end(RunStatus.CANCELLED, Trigger.CANCEL, {"code": "cancelled",
+            self._end(RunStatus.CANCELLED, Trigger.CANCEL, {"code": RunErrorCode.CANCELLED,
                       "message": "cancelled on request"})
             return None
         if run.state is None:
@@ -86,13 +89,13 @@ class Step(PollRacing):
             return None
         if run.deadline_at is not None and now >= run.deadline_at:
             self._end(RunStatus.TIMED_OUT, Trigger.DEADLINE, {
-                "code": "deadline", "message": f"the run's deadline {to_iso(run.deadline_at)} "
-                f"passed in state '{run.state}'"})
+                "code": RunErrorCode.DEADLINE, "message": f"the run's deadline "
+                f"{to_iso(run.deadline_at)} passed in state '{run.state}'"})
             return None
         if self._budget_spent():
             return Park(now)  # yield the worker; the caller reschedules at once
         state = self.task.state(run.state)
-        if run.cursor.get("phase") == "instructions":
+        if run.cursor.phase is Phase.INSTRUCTIONS:
             return self._instructions(state)
         return self._race(state)
 
@@ -129,7 +132,7 @@ class Step(PollRacing):
             )
             self._finish_metrics(now)
             if run.status is RunStatus.FAILED:
-                run.error = {"code": "failed_state", "state": target,
+                run.error = {"code": RunErrorCode.FAILED_STATE, "state": target,
                              "message": f"the run reached final state '{target}' (failed)"}
         record = TransitionRecord(
             from_state=source, to_state=target, trigger=trigger, at=now,
@@ -152,7 +155,7 @@ class Step(PollRacing):
         run, now = self.run, self.clock.now()
         subscriptions = self._subscriptions_to_clear()
         spent = self._account_time_in_state(now)
-        run.status, run.cursor = status, {}
+        run.status, run.cursor = status, RunCursor.empty()
         run.error = self._redact(dict(error, state=run.state)) if error else None
         self._finish_metrics(now)
         record = TransitionRecord(
@@ -163,16 +166,13 @@ class Step(PollRacing):
 
     def _subscriptions_to_clear(self) -> tuple[()] | None:
         """Leaving a state drops its subscriptions; most states have none to drop."""
-        return () if self.run.cursor.get("subscribed") else None
+        return () if self.run.cursor.subscribed else None
 
-    def _fresh_cursor(self, state: State, now: datetime) -> dict[str, Any]:
+    def _fresh_cursor(self, state: State, now: datetime) -> RunCursor:
         if state.is_final:
-            return {}
+            return RunCursor.empty()
         timeout = self.task.timeout_for(state)
-        return {
-            "phase": "instructions", "index": 0, "attempt": 0, "retry_at": None,
-            "timeout_at": to_iso(now + timeout) if timeout is not None else None,
-        }
+        return RunCursor.entering(now + timeout if timeout is not None else None)
 
     def _account_time_in_state(self, now: datetime) -> float:
         run = self.run
@@ -210,27 +210,26 @@ class Step(PollRacing):
 
     def _instructions(self, state: State) -> Park | None:
         cursor = self.run.cursor
-        while cursor["index"] < len(state.instructions):
+        while cursor.index < len(state.instructions):
             now = self.clock.now()
             if self._timed_out(now):
                 self._timeout(state, polls=())
                 return None
-            retry_at = from_iso(cursor.get("retry_at"))
+            retry_at = cursor.retry_at
             if retry_at is not None and retry_at > now:
                 return Park(self._earliest(retry_at))
             if self._budget_spent():
                 return Park(now)  # the step's time went on earlier instructions: yield
-            instruction = state.instructions[cursor["index"]]
+            instruction = state.instructions[cursor.index]
             if not self._attempt(state, instruction):
                 return self._after_failure(state, instruction)
-        cursor.update(phase="conditions", index=len(state.instructions))
+        cursor.phase, cursor.index = Phase.CONDITIONS, len(state.instructions)
         return None
 
     def _attempt(self, state: State, instruction: Instruction) -> bool:
         """Run one attempt of ``instruction``; record it; True when it succeeded."""
         run, cursor = self.run, self.run.cursor
-        attempt = cursor["attempt"] + 1
-        cursor["attempt"] = attempt
+        attempt = cursor.attempt = cursor.attempt + 1
         self.batch.dirty = True
         if instructions.has_side_effects(instruction.kind):
             # The way here (and the previous instruction's result) is durable before the
@@ -243,33 +242,36 @@ class Step(PollRacing):
             data = self._with_result(instruction, result)
         except (InstructionError, ExpressionError) as exc:
             self._record_attempt(state, instruction, attempt, started, t0, exc)
-            cursor["last_error"] = {"message": self._redact(str(exc)),
-                                    "error_class": getattr(exc, "error_class", "error")}
+            cursor.last_error = LastError(self._redact(str(exc)),
+                                          getattr(exc, "error_class", "error"))
             return False
         self._record_attempt(state, instruction, attempt, started, t0, None)
         self.run.data = data
-        cursor.update(index=cursor["index"] + 1, attempt=0, retry_at=None, last_error=None)
+        cursor.index, cursor.attempt, cursor.retry_at, cursor.last_error = (
+            cursor.index + 1, 0, None, None)
         return True  # the result is committed before the next side effect, or at the end
 
     def _after_failure(self, state: State, instruction: Instruction) -> Park | None:
         cursor = self.run.cursor
-        attempt, error = cursor["attempt"], cursor["last_error"]
-        if should_retry(instruction.retry, attempt, error["error_class"]):
+        attempt, error = cursor.attempt, cursor.last_error
+        assert error is not None  # set by the failed attempt that led here
+        if should_retry(instruction.retry, attempt, error.error_class):
             delay = retry_delay(instruction.retry, attempt)
             if delay <= self.settings.inline_retry_max_seconds:
                 self.clock.sleep(delay)
                 return None
             retry_at = self.clock.now() + timedelta(seconds=delay)
-            cursor["retry_at"] = to_iso(retry_at)
+            cursor.retry_at = retry_at
             self.batch.dirty = True
             return Park(self._earliest(retry_at))
-        detail = {"instruction": instruction.name, "attempts": attempt, **error}
+        detail = {"instruction": instruction.name, "attempts": attempt, **error.to_json()}
         if instruction.on_error:
             self._enter(instruction.on_error, Trigger.ERROR, detail=detail)
         else:
             self._end(RunStatus.FAILED, Trigger.ERROR, {
-                "code": "instruction_failed", "message": f"instruction '{instruction.name}' "
-                f"in state '{state.name}' failed after {attempt} attempt(s): {error['message']}",
+                "code": RunErrorCode.INSTRUCTION_FAILED, "message": f"instruction "
+                f"'{instruction.name}' in state '{state.name}' failed after {attempt} "
+                f"attempt(s): {error.message}",
                 "instruction": instruction.name})
         return None
 
@@ -365,8 +367,7 @@ class Step(PollRacing):
     # ------------------------------------------------------------------ conditions
 
     def _race(self, state: State) -> Park | None:
-        cursor = self.run.cursor
-        if "armed" not in cursor:
+        if self.run.cursor.armed is None:
             self._arm(state)
             if self.run.status.finished:
                 return None
@@ -378,40 +379,40 @@ class Step(PollRacing):
             self._take(state, *winner)
             return None
         if self._timed_out(now):
-            self._timeout(state, polls=self._poll_records(state, "cancelled"))
+            self._timeout(state, polls=self._io_records(state, PollOutcome.CANCELLED))
             return None
-        due = self._due_polls(state, now)
+        due = self.io_race.due(state, self._armed(), now)
         if due:
-            self._race_polls(state, due)
+            self._race_io(state, due)
             return None
-        self.batch.add_polls(self._poll_records(state, "polling"))
+        self.batch.add_polls(self._io_records(state, PollOutcome.POLLING))
         return Park(self._earliest(*self._condition_wakes(state)))
 
     def _arm(self, state: State) -> None:
         """Arm every outgoing condition; commit the subscriptions before any event check,
         so an event sent after this commit always finds them (and wakes the run)."""
-        self.run.cursor["armed_at"] = to_iso(self.clock.now())
+        self.run.cursor.armed_at = self.clock.now()
         ctx, armed = self._check_context(), {}
         try:
             for index, transition in enumerate(state.transitions):
                 plugin = conditions.plugin_for(transition.condition_kind)
-                armed[str(index)] = plugin.arm(transition.condition, ctx)
+                armed[index] = plugin.arm(transition.condition, ctx)
         except ExpressionError as exc:
             self._condition_failed(state, exc, "arming")
             return
-        self.run.cursor["armed"] = armed
+        self.run.cursor.armed = armed
         self.batch.dirty = True
         subscriptions = self._subscriptions(state)
         if subscriptions:
-            self.run.cursor["subscribed"] = True
+            self.run.cursor.subscribed = True
             self.batch.subscriptions = subscriptions
             self._flush()
 
     def _subscriptions(self, state: State) -> list[Subscription]:
-        armed, found = self.run.cursor["armed"], []
+        armed, found = self._armed(), []
         for index, transition in enumerate(state.transitions):
             plugin = conditions.plugin_for(transition.condition_kind)
-            subscription = plugin.subscription(transition.condition, armed[str(index)])
+            subscription = plugin.subscription(transition.condition, armed[index])
             if subscription is not None:
                 found.append(subscription)
         return found
@@ -421,12 +422,12 @@ class Step(PollRacing):
     ) -> tuple[int, Transition, Fulfilment] | None:
         """The condition fulfilled earliest (ties: the earlier-declared transition) among
         those fulfilled no later than the state timeout."""
-        ctx, armed, best = self._check_context(now), self.run.cursor["armed"], None
-        timeout_at = from_iso(self.run.cursor.get("timeout_at"))
+        ctx, armed, best = self._check_context(now), self._armed(), None
+        timeout_at = self.run.cursor.timeout_at
         for index, transition in enumerate(state.transitions):
             plugin = conditions.plugin_for(transition.condition_kind)
             try:
-                found = plugin.check(transition.condition, armed[str(index)], ctx)
+                found = plugin.check(transition.condition, armed[index], ctx)
             except ExpressionError as exc:
                 self._condition_failed(state, exc, "checking")
                 return None
@@ -447,22 +448,23 @@ class Step(PollRacing):
                 self._end(RunStatus.FAILED, Trigger.ERROR, {
                     "code": exc.code, "message": f"taking the transition to "
                     f"'{transition.target}' failed: {exc}"},
-                    polls=self._poll_records(state, "cancelled"))
+                    polls=self._io_records(state, PollOutcome.CANCELLED))
                 return
         self.run.data = data
         self._enter(
             transition.target, Trigger.CONDITION, transition=transition, index=index,
-            detail=found.detail, polls=self._poll_records(state, "cancelled", winner=index),
+            detail=found.detail, polls=self._io_records(state, PollOutcome.CANCELLED, winner=index),
             consumed_event=found.consumed_event,
         )
 
     def _timed_out(self, now: datetime) -> bool:
-        timeout_at = from_iso(self.run.cursor.get("timeout_at"))
+        timeout_at = self.run.cursor.timeout_at
         return timeout_at is not None and now >= timeout_at
 
     def _timeout(self, state: State, polls: Sequence[PollRecord]) -> None:
         timeout = self.task.timeout_for(state)
-        detail = {"code": "state_timeout", "timeout_at": self.run.cursor.get("timeout_at"),
+        detail = {"code": RunErrorCode.STATE_TIMEOUT,
+                  "timeout_at": to_iso(self.run.cursor.timeout_at),
                   "message": f"no transition out of state '{state.name}' within {timeout}"}
         if state.on_timeout:
             self._enter(state.on_timeout, Trigger.TIMEOUT, detail=detail, polls=polls)
@@ -471,20 +473,72 @@ class Step(PollRacing):
 
     def _condition_failed(self, state: State, exc: EngineError, doing: str) -> None:
         self._end(RunStatus.FAILED, Trigger.ERROR, {
-            "code": getattr(exc, "code", "condition_error"),
+            "code": getattr(exc, "code", RunErrorCode.CONDITION_ERROR),
             "message": f"{doing} the conditions of state '{state.name}' failed: {exc}"})
 
     def _condition_wakes(self, state: State) -> list[datetime | None]:
-        armed = self.run.cursor["armed"]
-        wakes = [from_iso(self.run.cursor.get("timeout_at"))]
+        armed = self._armed()
+        wakes: list[datetime | None] = [self.run.cursor.timeout_at]
         for index, transition in enumerate(state.transitions):
             plugin = conditions.plugin_for(transition.condition_kind)
-            wakes.append(plugin.wake_at(transition.condition, armed[str(index)]))
+            wakes.append(plugin.wake_at(transition.condition, armed[index]))
         return wakes
 
     def _earliest(self, *moments: datetime | None) -> datetime | None:
         candidates = [m for m in (*moments, self.run.deadline_at) if m is not None]
         return min(candidates) if candidates else None
+
+    def _armed(self) -> dict[int, dict[str, Any]]:
+        """The armed conditions (only called once the race has begun)."""
+        armed = self.run.cursor.armed
+        assert armed is not None
+        return armed
+
+    # ------------------------------------------------------------------ I/O conditions
+
+    def _race_io(self, state: State, due: list[int]) -> None:
+        """Race the due attempts of the state's I/O conditions (``IORace``), then act on the
+        result: take the winner, follow an exhausted condition's ``on_error``, or end the
+        run when a check failed."""
+        self._flush()  # attempts reach the outside world: what led here is committed first
+        self.store.renew_lease(self.run)
+        result = self.io_race.race(
+            state, self._armed(), due, execute_for=self._io_executor,
+            check_context=self._check_context, redact=self._redact,
+            until=self._earliest(self.run.cursor.timeout_at))
+        if result.error is not None:
+            self._condition_failed(state, result.error, "checking")
+        elif result.winner is not None and result.fulfilment is not None:
+            self._take(state, result.winner, state.transitions[result.winner],
+                       result.fulfilment)
+        elif result.exhausted is not None:
+            self._io_exhausted(state, result.exhausted)
+
+    def _io_exhausted(self, state: State, index: int) -> None:
+        detail, on_error = self.io_race.exhaustion(state, self._armed(), index)
+        polls = self._io_records(state, PollOutcome.CANCELLED, winner=index,
+                                 winner_outcome=PollOutcome.EXHAUSTED)
+        if on_error:
+            self._enter(on_error, Trigger.ERROR, detail=detail, polls=polls)
+        else:
+            self._end(RunStatus.FAILED, Trigger.ERROR, detail, polls=polls)
+
+    def _io_executor(
+        self, index: int, instruction: Instruction, attempt: int
+    ) -> Callable[[], Any]:
+        """What attempt ``attempt`` of the I/O condition at ``index`` runs: its instruction,
+        with an idempotency key of its own (the result limit too: an attempt reads no larger
+        a body than an instruction)."""
+        ctx = self._exec_context(instruction, attempt)
+        ctx = replace(ctx, idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}")
+        return lambda: instructions.execute(instruction, ctx)
+
+    def _io_records(
+        self, state: State, others: PollOutcome, winner: int | None = None,
+        winner_outcome: PollOutcome = PollOutcome.FULFILLED,
+    ) -> list[PollRecord]:
+        return self.io_race.records(state, self.run.cursor.armed, self.run.entry, others,
+                                    winner=winner, winner_outcome=winner_outcome)
 
 
     # ------------------------------------------------------------------ context
@@ -510,7 +564,7 @@ class Step(PollRacing):
         entered = run.state_entered_at or now
         return CheckContext(
             run=run, now=now, entered_at=entered,
-            armed_at=from_iso(run.cursor.get("armed_at")) or entered,
+            armed_at=run.cursor.armed_at or entered,
             render=lambda value, **extra: expressions.render(
                 value, self._context(**extra), limits=self._template_limits()),
             evaluate=lambda text, **extra: expressions.evaluate(

@@ -40,7 +40,7 @@ def run_fields(run: RunSnapshot) -> dict[str, object]:
         "entry": run.entry,
         "state_entered_at": run.state_entered_at,
         "data": run.data,
-        "cursor": run.cursor,
+        "cursor": run.cursor.to_json(),
         "error": run.error,
         "metrics": run.metrics,
         "finished_at": run.finished_at,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.cursor import RunCursor
 from engine.errors import InstructionError, LeaseLost
 from engine.language import load_text
 from engine.runs import (
@@ -85,7 +86,7 @@ def new_run(
         state_entered_at=None,
         input=input or {},
         data={},
-        cursor={},
+        cursor=RunCursor.empty(),
         created_at=now,
         deadline_at=deadline_at,
     )

@@ -188,6 +188,6 @@ def test_a_step_whose_time_is_spent_parks_before_the_next_instruction(store, clo
     run = new_run(TWO_CALLS, clock.now())
     outcome = runner.advance(run)
     assert not outcome.finished and outcome.wake_at == clock.now()
-    assert len(http.calls) == 1 and run.cursor["index"] == 1
+    assert len(http.calls) == 1 and run.cursor.index == 1
     assert runner.advance(run).finished  # the next step: a fresh budget for the template
     assert run.data["second"]["body"] == {"n": 2} and run.status is RunStatus.SUCCEEDED
