@@ -13,6 +13,10 @@ from engine.language.model import TaskDef
 
 
 class RunStatus(StrEnum):
+    """Where a run stands. Grouped below: ``ACTIVE`` (the engine still works on it),
+    ``FINISHED`` (it ended), ``REDRIVABLE`` (it ended without succeeding: a redrive may put it
+    back to work). Listed in docs/task-language.md and docs/api.md."""
+
     PENDING = "pending"
     RUNNING = "running"
     WAITING = "waiting"
@@ -25,11 +29,21 @@ class RunStatus(StrEnum):
     def finished(self) -> bool:
         return self in FINISHED
 
+    @property
+    def redrivable(self) -> bool:
+        return self in REDRIVABLE
+
 
 FINISHED = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED}
 )
 ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING})
+REDRIVABLE = FINISHED - {RunStatus.SUCCEEDED}
+
+
+def in_order(statuses: frozenset[RunStatus]) -> list[RunStatus]:
+    """``statuses`` in the order they are declared (for choices and messages)."""
+    return [status for status in RunStatus if status in statuses]
 
 
 class Trigger(StrEnum):

@@ -20,17 +20,18 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
+from engine.runs import RunStatus
 from taskapp import models
 from taskapp.services import ServiceError, run_cancel, run_redrive
 
 STATUS_COLOURS = {
-    "pending": "#8a8a8a",
-    "running": "#1f6fb2",
-    "waiting": "#b58900",
-    "succeeded": "#2e7d32",
-    "failed": "#c62828",
-    "timed_out": "#c62828",
-    "cancelled": "#6d4c41",
+    RunStatus.PENDING: "#8a8a8a",
+    RunStatus.RUNNING: "#1f6fb2",
+    RunStatus.WAITING: "#b58900",
+    RunStatus.SUCCEEDED: "#2e7d32",
+    RunStatus.FAILED: "#c62828",
+    RunStatus.TIMED_OUT: "#c62828",
+    RunStatus.CANCELLED: "#6d4c41",
 }
 
 # difflib.HtmlDiff's table classes, with the colours of its own make_file() page.

@@ -45,7 +45,8 @@ class Run(models.Model):
     definition = models.ForeignKey(TaskDefinition, on_delete=models.PROTECT, related_name="runs")
     task_name = models.CharField(max_length=200)
     task_version = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=Status.choices, default="pending")
+    status = models.CharField(max_length=16, choices=Status.choices,
+                              default=RunStatus.PENDING.value)
     state = models.CharField(max_length=200, blank=True, default="")
     state_entered_at = models.DateTimeField(null=True, blank=True)
     entry = models.PositiveIntegerField(default=0, help_text="How many states the run entered.")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from engine.errors import Problem, SpecError
+from engine.errors import Problem, Severity, SpecError
 from engine.language.limits import DEFAULT_LIMITS, ReaderLimits
 from engine.language.model import TaskDef
 from engine.language.parser import parse_task
@@ -45,11 +45,11 @@ class Report:
 
     @property
     def errors(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if p.severity == "error")
+        return tuple(p for p in self.problems if p.severity == Severity.ERROR)
 
     @property
     def warnings(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.problems if p.severity == "warning")
+        return tuple(p for p in self.problems if p.severity == Severity.WARNING)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +84,7 @@ def validate_text(
 
 
 def _has_errors(problems: list[Problem] | tuple[Problem, ...]) -> bool:
-    return any(p.severity == "error" for p in problems)
+    return any(p.severity == Severity.ERROR for p in problems)
 
 
 def load_text(text: str, source: str = "<string>") -> TaskDef:

@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from engine.errors import ExpressionError, Problem
+from engine.errors import ExpressionError, Problem, Severity
 from engine.expressions import check_predicate, check_template, is_template
 from engine.language.durations import parse_duration
 from engine.language.limits import (
@@ -72,7 +72,9 @@ class Reader:
         # is missing because it was misspelt is reported once, as the misspelling.
         self._suggested: set[tuple[Mark, str]] = set()
 
-    def error(self, mark: Mark, path: str, message: str, severity: str = "error") -> None:
+    def error(
+        self, mark: Mark, path: str, message: str, severity: Severity = Severity.ERROR
+    ) -> None:
         if (mark.line, mark.column) in self._read_marks:
             return
         if len(self.problems) < MAX_PROBLEMS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from engine.errors import Problem
+from engine.errors import Problem, Severity
 from engine.language.durations import format_duration
 from engine.language.model import PollCondition, State, TaskDef
 from engine.language.yamlnodes import MarkIndex
@@ -41,7 +41,7 @@ class _Checker:
 
     def report(self, path: str, message: str, *, key: bool = False, warning: bool = False) -> None:
         mark = self.marks.key(path) if key else self.marks.value(path)
-        severity = "warning" if warning else "error"
+        severity = Severity.WARNING if warning else Severity.ERROR
         self.problems.append(Problem(mark.source, mark.line, mark.column, path, message, severity))
 
     def path_of(self, state: State) -> str:

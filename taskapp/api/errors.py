@@ -13,7 +13,7 @@ Service errors:
 - ``InputTooLarge``, ``EventTooLarge`` (``ValueTooLarge``) → 400 with a field error on
   ``input`` or ``data`` (an event's payload) naming the size, the limit and its setting.
 - ``ValueUnstorable`` → 400 with a field error on the value's path (``input.a[0]``).
-- ``RunNotFound`` → 404; ``RunConflict`` (and ``RunNotActive``) → 409.
+- ``RunNotFound`` → 404; ``RunConflict`` → 409.
 
 A service the request needs being down is a 503 with ``Retry-After``
 (``API_RETRY_AFTER_SECONDS``): ``database_unavailable`` when Django cannot reach or use the
@@ -45,8 +45,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from taskapp.api.parsers import RequestTooLarge
 from taskapp.conf import conf
+from taskapp.errorcodes import ErrorCode
 from taskapp.services import (
-    DefinitionConflict,
     InputInvalid,
     RunConflict,
     RunNotFound,
@@ -62,7 +62,6 @@ _SERVICE_STATUS: list[tuple[type[ServiceError], int]] = [
     (ValueTooLarge, status.HTTP_400_BAD_REQUEST),
     (RunNotFound, status.HTTP_404_NOT_FOUND),
     (RunConflict, status.HTTP_409_CONFLICT),
-    (DefinitionConflict, status.HTTP_409_CONFLICT),
 ]
 
 
@@ -109,8 +108,9 @@ def _render_as_json(context: dict[str, Any]) -> None:
 
 
 _UNAVAILABLE: list[tuple[tuple[type[Exception], ...], str, str]] = [
-    ((OperationalError, InterfaceError), "database_unavailable", "the database"),
-    ((RedisConnectionError, RedisTimeoutError), "broker_unavailable", "the broker (Redis)"),
+    ((OperationalError, InterfaceError), ErrorCode.DATABASE_UNAVAILABLE, "the database"),
+    ((RedisConnectionError, RedisTimeoutError), ErrorCode.BROKER_UNAVAILABLE,
+     "the broker (Redis)"),
 ]
 
 
@@ -149,7 +149,7 @@ def _api_body(exc: exceptions.APIException) -> dict:
         errors = _flatten(exc.detail)
         first = next(iter(errors.items()), ("", ["invalid input"]))
         where = f"{first[0]}: " if first[0] and first[0] != "non_field_errors" else ""
-        return error_body("invalid", f"{where}{first[1][0]}", errors)
+        return error_body(ErrorCode.INVALID, f"{where}{first[1][0]}", errors)
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
     return error_body(str(code), str(exc.detail))
 
@@ -196,18 +196,19 @@ def handler400(request, exception=None):
     if isinstance(exception, RequestDataTooBig):
         too_large = RequestTooLarge(int(conf.API_MAX_BODY_BYTES))
         return JsonResponse(_api_body(too_large), status=too_large.status_code)
-    return JsonResponse(error_body("bad_request", str(exception) or "bad request"), status=400)
+    return JsonResponse(error_body(ErrorCode.BAD_REQUEST, str(exception) or "bad request"),
+                        status=400)
 
 
 def handler404(request, exception=None):
     if not _is_api(request):
         return page_not_found(request, exception)
-    return JsonResponse(error_body("not_found", f"no API endpoint at {request.path}"),
+    return JsonResponse(error_body(ErrorCode.NOT_FOUND, f"no API endpoint at {request.path}"),
                         status=404)
 
 
 def handler500(request):
     if not _is_api(request):
         return server_error(request)
-    return JsonResponse(error_body("server_error", "the server failed; it is logged"),
+    return JsonResponse(error_body(ErrorCode.SERVER_ERROR, "the server failed; it is logged"),
                         status=500)

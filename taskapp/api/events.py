@@ -12,6 +12,7 @@ from taskapp.api import serializers as s
 from taskapp.api import webhook
 from taskapp.api.permissions import CanControlRuns, CanControlRunsOrWebhookSecret
 from taskapp.api.runs import _errors, event_response
+from taskapp.errorcodes import ErrorCode
 
 
 def _send(data: dict, run_id=None):
@@ -53,7 +54,7 @@ class TaskEventSendView(APIView):
     )
     def post(self, request, name):
         if selectors.task_definition(name=name) is None:
-            raise NotFound(f"task '{name}' is not loaded", code="task_not_found")
+            raise NotFound(f"task '{name}' is not loaded", code=ErrorCode.TASK_NOT_FOUND)
         params = s.EventBroadcastSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
@@ -71,4 +72,4 @@ def _check_scope(task: str, data: dict) -> None:
     if data.get("run"):
         run = selectors.run_get(run_id=data["run"])
         if run is None or run.task_name != task:
-            raise NotFound(f"task '{task}' has no run {data['run']}", code="run_not_found")
+            raise NotFound(f"task '{task}' has no run {data['run']}", code=ErrorCode.RUN_NOT_FOUND)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 
 from taskapp.api.errors import error_body
+from taskapp.errorcodes import ErrorCode
 
 NUL = "\x00"
 
@@ -29,7 +30,7 @@ class RefuseNul:
 def _refusal(request) -> JsonResponse | None:
     if NUL in request.path_info:
         return JsonResponse(error_body(
-            "not_found", "no API endpoint at a path holding NUL (%00)"), status=404)
+            ErrorCode.NOT_FOUND, "no API endpoint at a path holding NUL (%00)"), status=404)
     for name, values in request.GET.lists():
         if NUL in name or any(NUL in value for value in values):
             return _bad("query parameter", name.replace(NUL, "%00"))
@@ -41,4 +42,4 @@ def _refusal(request) -> JsonResponse | None:
 
 def _bad(what: str, name: str) -> JsonResponse:
     message = f"the {what} {name} holds NUL (%00), which nothing here can hold"
-    return JsonResponse(error_body("invalid", message, {name: [message]}), status=400)
+    return JsonResponse(error_body(ErrorCode.INVALID, message, {name: [message]}), status=400)

@@ -24,12 +24,13 @@ from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import BaseParser
 
 from taskapp.conf import conf
+from taskapp.errorcodes import ErrorCode
 from taskapp.jsonvalues import find_unstorable
 
 
 class RequestTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "request_too_large"
+    default_code = ErrorCode.REQUEST_TOO_LARGE
 
     def __init__(self, limit: int):
         super().__init__(

@@ -17,6 +17,7 @@ from taskapp.api import serializers as s
 from taskapp.api.filters import RunFilter
 from taskapp.api.pagination import HistoryCursorPagination, RunCursorPagination
 from taskapp.api.permissions import CanControlRuns, CanStartRuns
+from taskapp.errorcodes import ErrorCode
 
 # Run ids are UUIDs; the URL takes any text so that a malformed one is the API's JSON 404.
 RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Run id.")
@@ -35,13 +36,13 @@ def run_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise NotFound(f"run {text} does not exist", code="run_not_found") from None
+        raise NotFound(f"run {text} does not exist", code=ErrorCode.RUN_NOT_FOUND) from None
 
 
 def _run_or_404(pk: str):
     run = selectors.run_get(run_id=run_id(pk))
     if run is None:
-        raise NotFound(f"run {pk} does not exist", code="run_not_found")
+        raise NotFound(f"run {pk} does not exist", code=ErrorCode.RUN_NOT_FOUND)
     return run
 
 

@@ -8,6 +8,8 @@ import math
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from engine.errors import Severity
+from engine.runs import FINISHED, in_order
 from taskapp import models
 from taskapp.conf import conf
 
@@ -94,7 +96,7 @@ class RunSerializer(serializers.ModelSerializer):
         return round(max(0.0, (until - run.state_entered_at).total_seconds()), 3)
 
     @extend_schema_field(serializers.ChoiceField(
-        choices=["succeeded", "failed", "timed_out", "cancelled"], allow_null=True))
+        choices=[str(s) for s in in_order(FINISHED)], allow_null=True))
     def get_outcome(self, run: models.Run) -> str | None:
         return run.status if run.is_finished else None
 
@@ -246,7 +248,7 @@ class ProblemSerializer(serializers.Serializer):
     column = serializers.IntegerField()
     path = serializers.CharField()
     message = serializers.CharField()
-    severity = serializers.ChoiceField(choices=["error", "warning"])
+    severity = serializers.ChoiceField(choices=[str(s) for s in Severity])
 
 
 class ValidateOutSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from taskapp.api.params import whole_number
 from taskapp.api.parsers import JsonParser, PlainTextParser, TextYamlParser, YamlTextParser
 from taskapp.api.runs import _errors
 from taskapp.conf import conf
+from taskapp.errorcodes import ErrorCode
 
 log = logging.getLogger("async_states.api")
 
@@ -41,7 +42,7 @@ class TaskDetailView(APIView):
         definition = selectors.task_definition(name=name, version=version)
         if definition is None:
             which = f"version {version} of task '{name}'" if version else f"task '{name}'"
-            raise NotFound(f"{which} is not loaded", code="task_not_found")
+            raise NotFound(f"{which} is not loaded", code=ErrorCode.TASK_NOT_FOUND)
         body = {
             "name": name, "version": definition.version, "description": definition.description,
             "versions": selectors.task_versions(name=name),

@@ -3,13 +3,12 @@
 Views, serializers, admin actions, commands, django-q2 tasks and consumers call these.
 """
 
-from taskapp.services.definitions import DefinitionConflict, LoadResult, definition_load
+from taskapp.services.definitions import LoadResult, definition_load
 from taskapp.services.errors import (
     EventTooLarge,
     InputInvalid,
     InputTooLarge,
     RunConflict,
-    RunNotActive,
     RunNotFound,
     ServiceError,
     TaskNotFound,
@@ -35,8 +34,8 @@ from taskapp.services.wakeups import wakeups_fire
 from taskapp.services.workers import worker_recycle_due, worker_stuck, worker_unstuck
 
 __all__ = [
-    "DefinitionConflict", "EventTooLarge", "InputInvalid", "InputTooLarge", "ValueTooLarge",
-    "LoadResult", "RunConflict", "RunNotActive",
+    "EventTooLarge", "InputInvalid", "InputTooLarge", "ValueTooLarge",
+    "LoadResult", "RunConflict",
     "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send", "events_rewake",
     "run_advance", "run_cancel", "run_redrive", "run_start", "runs_advance", "wakeups_fire",
     "PurgeReport", "cluster_heartbeat", "cluster_heartbeat_end", "runs_purge",

@@ -13,16 +13,11 @@ from taskapp import models
 from taskapp.conf import conf
 
 
-class DefinitionConflict(Exception):
-    code = "definition_conflict"
-
-    def __init__(self, source: str, name: str, version: int, existing_path: str):
-        self.source, self.name, self.version = source, name, version
-        where = f" (loaded from {existing_path})" if existing_path else ""
-        super().__init__(
-            f"{source}: task '{name}' version {version} is already loaded with different "
-            f"content{where}; a version is immutable: raise `version` to load the change"
-        )
+def _version_conflict(source: str, name: str, version: int, existing_path: str) -> str:
+    """Why a definition is refused: its version is loaded with different content."""
+    where = f" (loaded from {existing_path})" if existing_path else ""
+    return (f"{source}: task '{name}' version {version} is already loaded with different "
+            f"content{where}; a version is immutable: raise `version` to load the change")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +47,8 @@ def definition_load(*, text: str, source: str, check_only: bool = False) -> Load
     if existing is not None:
         if existing.checksum == checksum:
             return LoadResult("unchanged", source, existing, report.problems)
-        conflict = DefinitionConflict(source, task.name, task.version, existing.source_path)
-        return LoadResult("refused", source, existing, report.problems, str(conflict))
+        conflict = _version_conflict(source, task.name, task.version, existing.source_path)
+        return LoadResult("refused", source, existing, report.problems, conflict)
     if check_only:
         return LoadResult("checked", source, problems=report.problems)
     try:

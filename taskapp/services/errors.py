@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from taskapp.errorcodes import ErrorCode
+
 
 class ServiceError(Exception):
-    code = "error"
+    code: ErrorCode  # every concrete error names its own
 
 
 class TaskNotFound(ServiceError):
-    code = "task_not_found"
+    code = ErrorCode.TASK_NOT_FOUND
 
     def __init__(self, name: str, version: int | None = None):
         self.name, self.version = name, version
@@ -19,7 +21,7 @@ class TaskNotFound(ServiceError):
 
 
 class RunNotFound(ServiceError):
-    code = "run_not_found"
+    code = ErrorCode.RUN_NOT_FOUND
 
     def __init__(self, run_id: object):
         self.run_id = run_id
@@ -29,7 +31,7 @@ class RunNotFound(ServiceError):
 class RunConflict(ServiceError):
     """The run's status does not allow what was asked."""
 
-    code = "run_conflict"
+    code = ErrorCode.RUN_CONFLICT
 
     def __init__(self, run_id: object, status: str, action: str, allowed: Sequence[str]):
         self.run_id, self.status, self.action = run_id, status, action
@@ -73,14 +75,10 @@ def _one_of(words: Sequence[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
-class RunNotActive(RunConflict):
-    code = "run_not_active"
-
-
 class InputInvalid(ServiceError):
     """The input does not satisfy the task's ``input_schema``."""
 
-    code = "input_invalid"
+    code = ErrorCode.INPUT_INVALID
 
     def __init__(self, task: str, errors: Sequence[dict[str, str]]):
         self.task, self.errors = task, list(errors)
@@ -100,7 +98,6 @@ class ValueTooLarge(ServiceError):
     ``field`` is the request field that carried it (``input``, ``payload``).
     """
 
-    code = "too_large"
 
     def __init__(self, field: str, what: str, size: int | None, limit: int, setting: str):
         self.field, self.what, self.size, self.limit, self.setting = (
@@ -110,17 +107,18 @@ class ValueTooLarge(ServiceError):
 
 
 class InputTooLarge(ValueTooLarge):
-    code = "input_too_large"
+    code = ErrorCode.INPUT_TOO_LARGE
 
 
 class EventTooLarge(ValueTooLarge):
-    code = "event_too_large"
+    code = ErrorCode.EVENT_TOO_LARGE
+
 
 class ValueUnstorable(ServiceError):
     """A value the database cannot store (``taskapp.jsonvalues``): NUL or a lone surrogate
     in a string, an integer beyond 64 bits, NaN or Infinity."""
 
-    code = "value_unstorable"
+    code = ErrorCode.VALUE_UNSTORABLE
 
     def __init__(self, field: str, path: str, reason: str):
         self.field, self.path, self.reason = field, path, reason

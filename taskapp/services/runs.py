@@ -23,7 +23,7 @@ from engine import limits
 from engine.errors import LeaseLost
 from engine.language.model import TaskDef
 from engine.runner import Runner, prepare_cancel, prepare_crash_failure, prepare_redrive
-from engine.runs import ACTIVE, FINISHED, StepOutcome
+from engine.runs import ACTIVE, FINISHED, REDRIVABLE, StepOutcome, in_order
 from taskapp import dispatch, liveness, models, signals
 from taskapp.conf import conf
 from taskapp.selectors import definition_of, snapshot_of
@@ -366,7 +366,7 @@ def run_redrive(*, run_id: object, state: str | None = None) -> models.Run:
         ended in a final state and no ``state`` was given; UnknownRedriveState: ``state``
         is final or not a state of the task.
     """
-    allowed = ["failed", "timed_out", "cancelled"]
+    allowed = in_order(REDRIVABLE)
     run = _get(run_id)
     if run.status not in allowed:
         raise RunConflict(run.id, run.status, "redrive", allowed)

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from engine.errors import Severity
 from engine.language import read_source
 from taskapp import selectors
 from taskapp.conf import conf
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         for path in files:
             result = self._load(path, check)
             counts[result.status] += 1
-            counts["warnings"] += sum(1 for p in result.problems if p.severity == "warning")
+            counts["warnings"] += sum(1 for p in result.problems if p.severity == Severity.WARNING)
         bad = counts["invalid"] + counts["refused"]
         if check:
             self.stdout.write(

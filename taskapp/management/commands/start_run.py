@@ -7,6 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from engine.runs import RunStatus
 from taskapp.management.commands._common import (
     dumps,
     json_file_option,
@@ -77,7 +78,7 @@ class Command(BaseCommand):
             waited = time.monotonic() - started
             if limit is not None and waited >= limit:
                 raise CommandError(f"run {run.pk} is still {run.status} after {limit:g} s")
-            if not hinted and run.status == "pending" and waited > NO_CLUSTER_HINT_SECONDS:
+            if not hinted and run.status == RunStatus.PENDING and waited > NO_CLUSTER_HINT_SECONDS:
                 hinted = True
                 self.stderr.write("still pending: is the cluster running "
                                   "(`manage.py qcluster`, or `make run`)?")
@@ -88,5 +89,5 @@ class Command(BaseCommand):
         self.stdout.write(dumps(run.data))
         if run.error:
             self.stderr.write(f"error: {dumps(run.error)}")
-        if run.status != "succeeded":
+        if run.status != RunStatus.SUCCEEDED:
             raise CommandError(f"run {run.pk} ended {run.status}", returncode=1)
