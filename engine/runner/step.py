@@ -530,6 +530,8 @@ class Step:
         with an idempotency key of its own (the result limit too: an attempt reads no larger
         a body than an instruction)."""
         ctx = self._exec_context(instruction, attempt)
+        # The suffix is the documented key format of every attempt (docs/engine.md), kept
+        # so far ends that deduplicate on it see the keys they always saw.
         ctx = replace(ctx, idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}")
         return lambda: instructions.execute(instruction, ctx)
 
