@@ -115,7 +115,7 @@ class InstructionError(EngineError):
     when it answered.
     """
 
-    code = "instruction_failed"
+    code = RunErrorCode.INSTRUCTION_FAILED
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, RunErrorCode
 
 
 class SizeLimitExceeded(EngineError):
@@ -28,7 +28,7 @@ class SizeLimitExceeded(EngineError):
     of instruction 'x'``), ``setting`` the limit to raise to let it through.
     """
 
-    code = "size_limit"
+    code = RunErrorCode.SIZE_LIMIT
 
     def __init__(self, what: str, size: int | None, limit: int, setting: str):
         self.what, self.size, self.limit, self.setting = what, size, limit, setting
