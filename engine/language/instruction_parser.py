@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine import connections
+from engine.errors import Severity
 from engine.language import vocabulary as v
 from engine.language.limits import shorten
 from engine.language.model import (
@@ -205,7 +206,7 @@ def _check_configured(
             path,
             f"connection '{name}' is not configured here ({connections.env_name(name)} is not "
             "set); the workers' environment must set it",
-            severity="warning",
+            severity=Severity.WARNING,
         )
     elif broker is not None and connections.SCHEMES.get(scheme) != broker:
         reader.error(
