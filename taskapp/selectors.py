@@ -17,7 +17,7 @@ from django.db.models import Count, QuerySet
 
 from engine.cursor import RunCursor
 from engine.language import task_from_dict
-from engine.language.model import TaskDef
+from engine.language.model import SubscribeCondition, TaskDef
 from engine.runs import ACTIVE, FINISHED, RunSnapshot, RunStatus
 from taskapp import models
 
@@ -186,7 +186,8 @@ def task_event_names(*, name: str) -> set[str]:
     for row in models.TaskDefinition.objects.filter(name=name).only("id"):
         for state in definition_of(row.pk).states:
             names.update(
-                t.condition.event for t in state.transitions if t.condition_kind == "subscribe"
+                t.condition.event for t in state.transitions
+                if isinstance(t.condition, SubscribeCondition)
             )
     return names
 

@@ -10,7 +10,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ROOT / "tests" / "taskdefs" / "hostile"
@@ -26,7 +26,7 @@ def _expected(path: Path) -> str:
 def test_check_reports_every_hostile_file_with_its_place(monkeypatch):
     monkeypatch.chdir(ROOT)
     out, err = StringIO(), StringIO()
-    with pytest.raises(SystemExit):
+    with pytest.raises(CommandError, match="task file\\(s\\) have errors"):
         call_command("loadtasks", "tests/taskdefs/hostile", "--check", stdout=out, stderr=err)
     missing = []
     for path in sorted(HOSTILE.glob("*.yaml")):
