@@ -69,10 +69,12 @@ class Command(BaseCommand):
     def _follow(self, run: Run, limit: float | None) -> None:
         started, seen, hinted = time.monotonic(), 0, False
         while True:
+            # The run first, then its history: a run read as finished has every transition
+            # committed (they commit together), so none is missed on the way out.
+            run.refresh_from_db()
             for transition in run.transitions.filter(seq__gt=seen).order_by("seq"):
                 self.stdout.write(transition_line(transition))
                 seen = transition.seq
-            run.refresh_from_db()
             if run.is_finished:
                 return self._finish(run)
             waited = time.monotonic() - started
