@@ -23,7 +23,12 @@ from taskapp import liveness
 from taskapp.conf import conf
 from taskapp.services.events import events_rewake
 from taskapp.services.heartbeats import cluster_heartbeat
-from taskapp.services.liveness import cluster_leave, clusters_recover_host, clusters_take_over
+from taskapp.services.liveness import (
+    cluster_leave,
+    cluster_workers_reap,
+    clusters_recover_host,
+    clusters_take_over,
+)
 from taskapp.services.wakeups import wakeups_fire
 
 log = logging.getLogger("async_states.timer")
@@ -102,6 +107,8 @@ class TimerThread(threading.Thread):
         liveness.beat_recorded(now.timestamp())
         self.taken_over += len(clusters_take_over(own=self.owner,
                                                   healthy_since=self.healthy_since))
+        self.taken_over += len(cluster_workers_reap(cluster=liveness.cluster_id(),
+                                                    alive=_pid_alive))
 
     def _rewake(self) -> None:
         if time.monotonic() - self._rewoken >= REWAKE_SECONDS:

@@ -74,6 +74,44 @@ def clusters_recover_host(
     return taken
 
 
+def cluster_workers_reap(
+    *, cluster: str, alive: Callable[[int], bool], now: datetime | None = None,
+) -> list[str]:
+    """Take over at once the runs held by workers of ``cluster`` (this host's own cluster)
+    whose process is gone (``alive(pid)`` is False): a worker killed inside a cluster that
+    lives on keeps the cluster's heartbeat going, so without this its runs would wait for
+    their lease. Only the dead workers' leases are released (their version bumped, so a
+    holder that is somehow still there is refused); returns those runs' ids."""
+    if not cluster:
+        return []
+    now = now or conf.clock.now()
+    held = _held_by(cluster, now).values_list("id", "lease_owner")
+    dead = [(run_id, owner) for run_id, owner in held if _gone(owner, alive)]
+    if not dead:
+        return []
+    with transaction.atomic():
+        # Each run only while the dead worker still holds it: one released meanwhile and
+        # taken by a live worker is that worker's.
+        reaped = [run_id for run_id, owner in dead if models.Run.objects.filter(
+            id=run_id, lease_owner=owner).update(
+                lease_owner="", lease_expires_at=None, wake_at=backstop(now),
+                version=F("version") + 1)]
+        dispatch.advance_many_later(reaped, batch=int(conf.WAKE_BATCH))
+    if reaped:
+        log.warning("cluster.workers_reaped cluster=%s runs=%s", cluster, len(reaped))
+    return [str(i) for i in reaped]
+
+
+def _gone(lease_owner: str, alive: Callable[[int], bool]) -> bool:
+    """Whether the worker process named in ``lease_owner`` (``cluster/host:pid:...``) is
+    gone; an owner that cannot be read is left to its lease."""
+    try:
+        pid = int(lease_owner.partition("/")[2].split(":")[1])
+    except (IndexError, ValueError):
+        return False
+    return not alive(pid)
+
+
 def cluster_leave(*, owner: str) -> list[str]:
     """A cluster stops: release the runs its workers still hold (none after a clean stop;
     those of workers killed past the shutdown grace otherwise), dispatch them and delete its
@@ -101,17 +139,21 @@ def _take_over(owner: str, *, stale_before: datetime | None, now: datetime) -> l
     return ids
 
 
+def _held_by(cluster: str, now: datetime) -> models.QuerySet:
+    """The active runs leased by workers of ``cluster``. A leased run's wake_at is its
+    lease's end (or, once the lease passed, the backstop the timer set): bounding it lets
+    the wake-up index narrow the search."""
+    horizon = now + timedelta(seconds=float(conf.LEASE_SECONDS)
+                              + float(conf.REDISPATCH_SECONDS) + 60)
+    return models.Run.objects.filter(wake_at__lte=horizon, status__in=_ACTIVE,
+                                     lease_owner__startswith=f"{cluster}/")
+
+
 def _release(cluster: str, now: datetime) -> list[str]:
     """Free and dispatch every active run leased by a worker of ``cluster``."""
     if not cluster:
         return []
-    # A leased run's wake_at is its lease's end (or, once the lease passed, the backstop
-    # the timer set): bounding it lets the wake-up index narrow the search.
-    horizon = now + timedelta(seconds=float(conf.LEASE_SECONDS)
-                              + float(conf.REDISPATCH_SECONDS) + 60)
-    held = models.Run.objects.filter(wake_at__lte=horizon, status__in=_ACTIVE,
-                                     lease_owner__startswith=f"{cluster}/")
-    ids = list(held.values_list("id", flat=True))
+    ids = list(_held_by(cluster, now).values_list("id", flat=True))
     if not ids:
         return []
     models.Run.objects.filter(id__in=ids, lease_owner__startswith=f"{cluster}/").update(

@@ -243,3 +243,28 @@ def test_a_timer_that_was_silent_itself_waits_before_judging_others(runs, clock)
     beat()
     assert timer.taken_over == 1
     assert models.Run.objects.get(pk=runs[0].pk).lease_owner == ""
+
+
+def test_a_dead_workers_runs_are_taken_over_and_live_workers_kept(runs, clock):
+    from taskapp.services.liveness import cluster_workers_reap
+
+    dead, alive, other_cluster = runs
+    _held(dead, clock, "m1ne000001/h:41:aa:1")
+    _held(alive, clock, "m1ne000001/h:42:bb:1")
+    _held(other_cluster, clock, "0ther00001/h:41:cc:1")
+    versions = {r.pk: models.Run.objects.get(pk=r.pk).version for r in runs}
+    taken = cluster_workers_reap(cluster="m1ne000001", alive=lambda pid: pid != 41)
+    assert taken == [str(dead.pk)]
+    after = {r.pk: models.Run.objects.get(pk=r.pk) for r in runs}
+    assert after[dead.pk].lease_owner == "" and after[dead.pk].version == versions[dead.pk] + 1
+    assert after[alive.pk].lease_owner == "m1ne000001/h:42:bb:1"
+    assert after[other_cluster.pk].lease_owner == "0ther00001/h:41:cc:1"
+    assert cluster_workers_reap(cluster="m1ne000001", alive=lambda pid: pid != 41) == []
+
+
+def test_a_lease_owner_that_cannot_be_read_is_left_to_its_lease(runs, clock):
+    from taskapp.services.liveness import cluster_workers_reap
+
+    _held(runs[0], clock, "m1ne000001/garbled")
+    assert cluster_workers_reap(cluster="m1ne000001", alive=lambda pid: False) == []
+    assert cluster_workers_reap(cluster="", alive=lambda pid: False) == []
