@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from taskapp.api import events, health, runs, tasks
+from taskapp.api import diagrams, events, health, runs, tasks
 from taskapp.api.errors import not_found
 
 urlpatterns = [
@@ -19,6 +19,8 @@ urlpatterns = [
     path("tasks/", tasks.TaskListView.as_view(), name="api-tasks"),
     path("tasks/validate/", tasks.TaskValidateView.as_view(), name="api-tasks-validate"),
     path("tasks/<str:name>/", tasks.TaskDetailView.as_view(), name="api-task"),
+    path("tasks/<str:name>/diagram/", diagrams.TaskDiagramView.as_view(),
+         name="api-task-diagram"),
     path("tasks/<str:name>/events/", events.TaskEventSendView.as_view(),
          name="api-task-events"),
     path("health/", health.HealthView.as_view(), name="api-health"),

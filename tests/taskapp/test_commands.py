@@ -335,3 +335,43 @@ def test_a_reader_that_goes_away_ends_a_command_quietly(args):
     process.stdout.close()
     err = process.stderr.read().decode()
     assert (process.wait(timeout=60), err) == (141, "")
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def test_graph_prints_svg_dot_or_mermaid_of_the_latest_or_a_given_version(greeter, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    greeter()
+    greeter(2)
+    svg = _call_graph("greeter")
+    assert ET.fromstring(svg).get("data-version") == "2"
+    assert _call_graph("greeter", "--format", "dot").startswith('digraph "greeter v2" {')
+    assert _call_graph("greeter", "--version", "1", "--format", "mermaid").startswith(
+        "flowchart TD\n")
+    target = tmp_path / "g.dot"
+    assert "wrote" in _call_graph("greeter", "--format", "dot", "--output", str(target))
+    assert target.read_text().startswith("digraph")
+
+
+def test_graph_refuses_an_unknown_task_or_an_unwritable_file(greeter, tmp_path):
+    from django.core.management.base import CommandError
+
+    greeter()
+    with pytest.raises(CommandError, match="task 'nope' is not loaded"):
+        _call_graph("nope")
+    with pytest.raises(CommandError, match="version 7 of task 'greeter' is not loaded"):
+        _call_graph("greeter", "--version", "7")
+    with pytest.raises(CommandError, match="--output: cannot write"):
+        _call_graph("greeter", "--output", str(tmp_path / "missing" / "g.svg"))
+
+
+def _call_graph(*args: str) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("graph", *args, stdout=out)
+    return out.getvalue()
