@@ -36,6 +36,18 @@ def state_counts() -> dict[str, list[dict]]:
     return by_task
 
 
+def task_state_counts(name: str) -> list[dict]:
+    """How many runs of task ``name`` sit in each (status, state), as ``state_counts``."""
+    rows = (Run.objects.filter(task_name=name).values("status", "state")
+            .annotate(n=Count("id")).order_by("status", "state"))
+    return [{"status": r["status"], "state": r["state"], "n": r["n"]} for r in rows]
+
+
+def task_versions(name: str) -> list[TaskDefinition]:
+    """Every stored version of ``name``, newest first (their YAML and parsed forms too)."""
+    return list(TaskDefinition.objects.filter(name=name).order_by("-version"))
+
+
 def latest_definitions() -> list[TaskDefinition]:
     latest: dict[str, TaskDefinition] = {}
     for definition in TaskDefinition.objects.order_by("name", "-version"):

@@ -68,6 +68,7 @@ class Edge:
     target: str
     kind: EdgeKind
     label: str  # short: drawn on the edge
+    condition: str = ""  # a transition's condition kind (wait, poll, subscribe, when, always)
     detail: str = ""  # the whole condition and the transition's name, when the label lacks them
 
 
@@ -103,7 +104,8 @@ def diagram_of(task: TaskDef) -> Diagram:
 def _edges_of(task: TaskDef, state: State) -> Iterator[Edge]:
     for transition in state.transitions:
         label, detail = condition_label(transition)
-        yield Edge(state.name, transition.target, EdgeKind.TRANSITION, label, detail)
+        yield Edge(state.name, transition.target, EdgeKind.TRANSITION, label,
+                   transition.condition_kind, detail)
         condition = transition.condition
         if isinstance(condition, PollCondition) and condition.on_error:
             yield Edge(state.name, condition.on_error, EdgeKind.ON_ERROR,

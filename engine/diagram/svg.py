@@ -56,7 +56,7 @@ def to_svg(diagram: Diagram, *, id_prefix: str = "d") -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" '
         f'viewBox="0 0 {placed.width:.0f} {placed.height:.0f}" width="{placed.width:.0f}" '
-        f'height="{placed.height:.0f}" role="group" aria-label={attr(title)} '
+        f'height="{placed.height:.0f}" role="group" tabindex="-1" aria-label={attr(title)} '
         f'data-task={attr(diagram.task)} data-version="{diagram.version}">',
         f"<title>{text(title)}</title>",
         f"<style>{STYLE}</style>",
@@ -86,11 +86,12 @@ def _markers(prefix: str) -> str:
 def _edge(edge: Edge, route: Route, index: int, prefix: str) -> str:
     width = len(edge.label) * 6.2 + 6
     left = route.label_x - (width / 2 if route.anchor == "middle" else 2)
-    tooltip = edge.detail or edge.label
+    tooltip = f"{edge.source} → {edge.target}: {edge.detail or edge.label}"
     return (
         f'<g class="edge {edge.kind}" data-index="{index}" data-from={attr(edge.source)} '
-        f'data-to={attr(edge.target)}><title>{text(f"{edge.source} → {edge.target}: {tooltip}")}'
-        f'</title><path d="{route.path}" marker-end="url(#{prefix}-arrow-{edge.kind})"/>'
+        f'data-to={attr(edge.target)} data-condition="{edge.condition}">'
+        f'<title>{text(tooltip)}</title>'
+        f'<path d="{route.path}" marker-end="url(#{prefix}-arrow-{edge.kind})"/>'
         f'<rect class="label-bg" x="{left:.1f}" y="{route.label_y - 10:.1f}" '
         f'width="{width:.1f}" height="14" rx="3"/>'
         f'<text x="{route.label_x:.1f}" y="{route.label_y:.1f}" '

@@ -7,7 +7,7 @@
   var root = document.querySelector("main[data-live]");
   if (!root || !("WebSocket" in window)) return;
 
-  var page = root.dataset.live; // "index" or "run"
+  var page = root.dataset.live; // "index", "task" or "run"
   var since = root.dataset.since || null; // index: news after this time is asked for
   var lastSeq = parseInt(root.dataset.lastSeq || "0", 10); // run: last transition shown
   var indicator = document.getElementById("live");
@@ -159,7 +159,9 @@
     run.transitions.forEach(function (t) {
       if (t.seq <= lastSeq) return;
       lastSeq = t.seq;
-      var row = el("tr", {"data-seq": String(t.seq)}, [
+      var row = el("tr", {"data-seq": String(t.seq), "data-from": t.from_state || "",
+                          "data-to": t.to_state || "", "data-trigger": t.trigger,
+                          "data-condition": t.condition_kind || ""}, [
         el("td", {text: String(t.seq)}), el("td", {text: when(t.at)}),
         el("td", {text: t.from_state || "∅"}), el("td", {text: t.to_state || "∅"}),
         el("td", {text: t.trigger}), el("td", {text: t.condition_kind || "–"}),
@@ -167,11 +169,49 @@
       body.appendChild(row);
       flash(row);
     });
+    var box = document.querySelector("[data-diagram]");
+    if (box) {
+      box.dataset.current = run.state || "";
+      box.dataset.ended = run.finished_at ? "true" : "false";
+      showRunPath(box);
+    }
+  }
+
+  // ------------------------------------------------------------------ diagrams
+
+  // The run's path on its diagram, from the transitions table (server-rendered rows and the
+  // ones appended live): one source of truth for both.
+  function showRunPath(box) {
+    if (!window.AsyncStatesDiagram) return;
+    var rows = document.querySelectorAll("#transitions tbody tr");
+    var transitions = Array.prototype.map.call(rows, function (row) {
+      return {from_state: row.dataset.from, to_state: row.dataset.to,
+              trigger: row.dataset.trigger, condition_kind: row.dataset.condition};
+    });
+    window.AsyncStatesDiagram.showPath(box, transitions, box.dataset.current,
+                                       box.dataset.ended === "true");
+  }
+
+  function showTaskCounts(rows) {
+    var box = document.querySelector("[data-diagram]");
+    if (box && window.AsyncStatesDiagram) window.AsyncStatesDiagram.showCounts(box, rows);
+    var line = document.getElementById("task-runs");
+    if (!line) return;
+    var pills = rows.map(function (r) {
+      return el("span", {"class": "pill status-" + r.status,
+                         text: r.status + (r.state ? " · " + r.state : "") + ": " + r.n});
+    });
+    if (!pills.length) pills = [el("span", {"class": "muted", text: "no runs yet"})];
+    line.replaceChildren.apply(line, [document.createTextNode("Runs now: ")].concat(pills));
   }
 
   // ------------------------------------------------------------------ counts
 
   function onCounts(message) {
+    if (page === "task") {
+      showTaskCounts(message.states[root.dataset.task] || []);
+      return;
+    }
     Object.keys(message.status).forEach(function (status) {
       var item = document.querySelector('#status-counts [data-status="' + status + '"]');
       if (!item) return;
@@ -194,6 +234,11 @@
       if (cell.textContent.replace(/\s+/g, " ").trim() !== before) flash(row);
     });
   }
+
+  var diagramBox = document.querySelector("[data-diagram]");
+  if (diagramBox && page === "run") showRunPath(diagramBox);
+  var initialCounts = document.getElementById("task-counts");
+  if (initialCounts && page === "task") showTaskCounts(JSON.parse(initialCounts.textContent));
 
   connect();
 })();

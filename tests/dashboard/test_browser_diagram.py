@@ -1,0 +1,143 @@
+"""The state diagram in a real browser (Debian's Chromium, Playwright), against daphne and
+the real cluster: a task's diagram before any run, then a run started through the API lights
+up its node on the task page and on its own page, whose path grows as transitions commit —
+all without a reload. Screenshots go to ``var/test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from taskapp.services import definition_load
+from tests.dashboard.test_browser import (  # noqa: F401  (fixtures)
+    ARTIFACTS,
+    PASSWORD,
+    _in_thread,
+    browser,
+    servers,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+# The run waits in ``pause`` for an event the test sends, so nothing races a timer.
+TASK = """
+name: diagram_demo
+version: 1
+description: Greets, waits for "go", succeeds.
+start_state: greeting
+states:
+  greeting:
+    instructions:
+      - set: {greeting: "Hello {{ input.name }}"}
+    transitions:
+      - to: pause
+  pause:
+    transitions:
+      - to: done
+        subscribe: {event: go}
+      - to: given_up
+        wait: 1h
+  done:
+    final: succeeded
+  given_up:
+    final: failed
+"""
+
+
+def _api(base: str, token: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        f"{base}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+        return json.loads(response.read())
+
+
+def _token(user_model) -> str:
+    from rest_framework.authtoken.models import Token
+
+    user = user_model.objects.create_superuser(
+        username="diagrams", email="d@example.invalid", password=PASSWORD)
+    return Token.objects.create(user=user).key
+
+
+def _sign_in(page, base: str) -> None:
+    page.goto(f"{base}/admin/login/?next=/")
+    page.fill("#id_username", "diagrams")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def _node(page, state: str):
+    return page.locator(f'svg.diagram g.node[data-state="{state}"]')
+
+
+def _edge(page, source: str, target: str):
+    return page.locator(f'svg.diagram g.edge[data-from="{source}"][data-to="{target}"]')
+
+
+def test_diagram_lights_up_a_run_and_grows_its_path_live(
+        servers, browser, django_user_model):  # noqa: F811 (the fixtures imported above)
+    from playwright.sync_api import expect
+
+    assert _in_thread(definition_load, text=TASK, source="demo.yaml").status == "loaded"
+    token = _in_thread(_token, user_model=django_user_model)
+    task_page = browser.new_page()
+    _sign_in(task_page, servers)
+
+    # Before any run: the diagram, its controls, the YAML; no counts on any node.
+    task_page.goto(f"{servers}/tasks/diagram_demo/")
+    expect(task_page.locator("#live")).to_have_class("live live", timeout=10_000)
+    expect(_node(task_page, "pause")).to_be_visible()
+    expect(task_page.locator("#task-runs")).to_contain_text("no runs yet")
+    expect(task_page.locator("svg.diagram g.badge")).to_have_count(0)
+    expect(_edge(task_page, "pause", "given_up")).to_contain_text("wait 1h")
+    expect(task_page.get_by_role("button", name="Fit the whole diagram")).to_be_visible()
+    task_page.evaluate("window.notReloaded = true")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    task_page.screenshot(path=str(ARTIFACTS / "task-before-run.png"), full_page=True)
+
+    run = _api(servers, token, "/api/runs/", {"task": "diagram_demo", "input": {"name": "Ada"}})
+    pause = _node(task_page, "pause")
+    expect(pause).to_have_class("node has-runs", timeout=20_000)
+    expect(pause.locator("g.badge.count")).to_have_text("1 run")
+    expect(pause).to_have_attribute("aria-label", "pause. 1 run (waiting 1)")
+
+    run_page = browser.new_page()
+    run_page.goto(f"{servers}/runs/{run['id']}/")
+    expect(run_page.locator("#live")).to_have_class("live live", timeout=10_000)
+    expect(_node(run_page, "pause")).to_have_class("node visited current")
+    expect(_node(run_page, "pause").locator("g.badge.now")).to_have_text("▶ now")
+    expect(_edge(run_page, "greeting", "pause")).to_have_class("edge transition taken")
+    expect(_edge(run_page, "pause", "done")).to_have_class("edge transition")
+    run_page.evaluate("window.notReloaded = true")
+
+    _api(servers, token, f"/api/runs/{run['id']}/events/", {"name": "go"})
+
+    # The path grows on the open run page: the subscribe edge is taken, done is current.
+    done = _node(run_page, "done")
+    expect(done).to_have_class("node final final-succeeded visited current", timeout=20_000)
+    expect(done.locator("g.badge.now")).to_have_text("■ ended here")
+    expect(_edge(run_page, "pause", "done")).to_have_class("edge transition taken")
+    expect(_edge(run_page, "pause", "done").locator("text")).to_have_text(
+        "subscribe go ×1")
+    expect(_node(run_page, "pause")).to_have_class("node visited")
+    expect(_edge(run_page, "pause", "given_up")).to_have_class("edge transition")
+    # The task page moved its count from pause to done.
+    expect(_node(task_page, "done").locator("g.badge.count")).to_have_text(
+        "1 run", timeout=20_000)
+    expect(pause.locator("g.badge")).to_have_count(0)
+
+    # Keyboard: a node takes the focus and says what it is.
+    run_page.locator(".diagram-view").focus()
+    run_page.keyboard.press("Tab")
+    focused = run_page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused.startswith("greeting: start · 1 instruction")
+
+    assert task_page.evaluate("window.notReloaded") is True
+    assert run_page.evaluate("window.notReloaded") is True
+    task_page.screenshot(path=str(ARTIFACTS / "task-after-run.png"), full_page=True)
+    run_page.screenshot(path=str(ARTIFACTS / "run-diagram.png"), full_page=True)
