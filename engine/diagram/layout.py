@@ -4,10 +4,12 @@ dashboard draw the same picture without Graphviz or a JavaScript engine.
 The classic Sugiyama steps, kept small and bounded: back edges found by a depth-first search
 from the start state are reversed (cycles are normal in task graphs: retries, loops); layers by
 longest path over the acyclic rest; an edge spanning several layers gets one invisible point
-per layer crossed, so it bends around the states in between instead of through them; order
+per layer crossed, so it bends around the states in between instead of through them, up to
+``MAX_SPAN`` layers; a longer edge (a retry back to the start of a long chain) would add
+points quadratically, so it is drawn in a lane along the right of the drawing instead. Order
 within a layer by ``SWEEPS`` barycentre sweeps (each O(points + edges)); then coordinates.
-The work is O(SWEEPS × (states + edges × layers)); a 50-state task takes milliseconds and a
-1,000-state one (the reader's ``max_states``) well under a second (bench/diagram.py).
+The work is O(SWEEPS × (states + edges × MAX_SPAN)); bench/diagram.py has the figures, up
+to 1,000 states (the reader's ``max_states``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ NAME_CHARS = 42  # longer names are cut on the node; the whole name is its toolt
 GAP_X, GAP_Y, MARGIN = 40.0, 84.0, 24.0
 POINT_WIDTH = 24.0  # the room an edge passing through a layer takes
 BACK_STEP = 14.0  # each self-loop of a node goes this much further out than the previous
+MAX_SPAN = 6  # layers an edge may cross through points; longer ones take a lane on the right
+LANE_STEP, LANES = 10.0, 12  # the lanes' spacing, and how many before they are reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class _Graph:
     widths: list[float]
     rank: list[int]
     chains: list[list[int]]  # per diagram edge: its vertices from source to target
+    lanes: set[int]  # indexes of the edges drawn in a lane on the right
 
 
 def layout(diagram: Diagram) -> Layout:
@@ -72,10 +77,10 @@ def layout(diagram: Diagram) -> Layout:
     layers = _order(graph)
     boxes = _place(graph, layers)
     names = [node.name for node in diagram.nodes]
-    routes = _routes(graph, boxes)
+    routes = _routes(graph, boxes, max((b.x + b.width for b in boxes), default=0.0))
     states = {name: boxes[index] for index, name in enumerate(names)}
     width = max((b.x + b.width for b in boxes), default=0.0) + MARGIN
-    reach = max((r.label_x + 140 for r in routes if r.anchor == "start"), default=0.0)
+    reach = max((r.label_x + 180 for r in routes if r.anchor == "start"), default=0.0)
     height = max((b.y + b.height for b in boxes), default=0.0) + MARGIN
     return Layout(states, routes, max(width, reach), height)
 
@@ -93,8 +98,12 @@ def _graph(diagram: Diagram) -> _Graph:
     upward = [(t, s) if (s, t) in back else (s, t) for s, t in pairs]
     rank = _ranks(len(index), [(s, t) for s, t in upward if s != t])
     widths = [node_width(n.name, n.subtitle) for n in diagram.nodes]
-    graph = _Graph(widths, rank, [])
-    for (source, target), (low, high) in zip(pairs, upward, strict=True):
+    graph = _Graph(widths, rank, [], set())
+    for index, ((source, target), (low, high)) in enumerate(zip(pairs, upward, strict=True)):
+        if rank[high] - rank[low] > MAX_SPAN:
+            graph.lanes.add(index)
+            graph.chains.append([source, target])
+            continue
         chain = [low, *(_point(graph, r) for r in range(rank[low] + 1, rank[high])), high]
         graph.chains.append(chain if (low, high) == (source, target) else chain[::-1])
     return graph
@@ -158,14 +167,7 @@ def _order(graph: _Graph) -> list[list[int]]:
     layers: list[list[int]] = [[] for _ in range(max(graph.rank, default=-1) + 1)]
     for vertex, rank in enumerate(graph.rank):  # definition order is the first guess
         layers[rank].append(vertex)
-    above: list[list[int]] = [[] for _ in graph.rank]
-    below: list[list[int]] = [[] for _ in graph.rank]
-    for chain in graph.chains:
-        for a, b in zip(chain, chain[1:], strict=False):
-            upper, lower = (a, b) if graph.rank[a] < graph.rank[b] else (b, a)
-            if upper != lower:
-                below[upper].append(lower)
-                above[lower].append(upper)
+    above, below = _neighbours(graph)
     position = [0] * len(graph.rank)
     for layer in layers:
         for i, v in enumerate(layer):
@@ -178,6 +180,21 @@ def _order(graph: _Graph) -> list[list[int]]:
             for i, v in enumerate(layer):
                 position[v] = i
     return layers
+
+
+def _neighbours(graph: _Graph) -> tuple[list[list[int]], list[list[int]]]:
+    """Per vertex: its neighbours one layer up and one layer down (lane edges left out)."""
+    above: list[list[int]] = [[] for _ in graph.rank]
+    below: list[list[int]] = [[] for _ in graph.rank]
+    for index, chain in enumerate(graph.chains):
+        if index in graph.lanes:
+            continue
+        for a, b in zip(chain, chain[1:], strict=False):
+            upper, lower = (a, b) if graph.rank[a] < graph.rank[b] else (b, a)
+            if upper != lower:
+                below[upper].append(lower)
+                above[lower].append(upper)
+    return above, below
 
 
 def _barycentre(neighbours: list[int], position: list[int], own: int) -> float:
@@ -197,12 +214,18 @@ def _place(graph: _Graph, layers: list[list[int]]) -> list[Box]:
     return boxes
 
 
-def _routes(graph: _Graph, boxes: list[Box]) -> tuple[Route, ...]:
+def _routes(graph: _Graph, boxes: list[Box], right: float) -> tuple[Route, ...]:
     seen: dict[tuple[int, int], int] = {}
     loops: dict[int, int] = {}
     routes = []
-    for chain in graph.chains:
+    lanes = 0
+    for index, chain in enumerate(graph.chains):
         ends = (chain[0], chain[-1])
+        if index in graph.lanes:
+            lane = lanes % LANES
+            lanes += 1
+            routes.append(_lane(boxes[ends[0]], boxes[ends[1]], right + 24 + lane * LANE_STEP))
+            continue
         if ends[0] == ends[1]:
             loops[ends[0]] = loops.get(ends[0], 0) + 1
             routes.append(_loop(boxes[ends[0]], loops[ends[0]] - 1))
@@ -226,6 +249,15 @@ def _through(graph: _Graph, boxes: list[Box], repeat: int) -> Route:
         path.append(f"C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}")
     (x1, y1), (x2, y2) = points[0], points[1]
     return Route(" ".join(path), (x1 + x2) / 2, (y1 + y2) / 2 + repeat * 14)
+
+
+def _lane(source: Box, target: Box, x: float) -> Route:
+    """Out of the source's right side, along the lane at ``x``, into the target's right."""
+    x1, y1 = source.x + source.width, source.cy
+    x2, y2 = target.x + target.width, target.cy + 6
+    path = (f"M{x1:.1f},{y1:.1f} C{x:.1f},{y1:.1f} {x:.1f},{y1:.1f} {x:.1f},{(y1 + y2) / 2:.1f} "
+            f"C{x:.1f},{y2:.1f} {x:.1f},{y2:.1f} {x2:.1f},{y2:.1f}")
+    return Route(path, x + 4, (y1 + y2) / 2, "start")
 
 
 def _loop(box: Box, out: int) -> Route:
