@@ -1,7 +1,7 @@
 """Mermaid ``flowchart`` text of a ``Diagram`` (GitHub, GitLab and most doc sites draw it).
 
 Nodes are named ``s0``, ``s1``…; user text goes only into double-quoted labels, where every
-character but letters, digits, space and ``_.,:-`` is written as a Mermaid entity code
+character but letters, digits, space and ``_.,:-·…`` is written as a Mermaid entity code
 (``#35;``). Quotes, backticks (Markdown strings), ``<script>``, ``%%`` comments, ``|``, line
 breaks and the like therefore cannot end a label, start a statement or become markup.
 """
@@ -12,7 +12,7 @@ import re
 
 from engine.diagram.model import Diagram, EdgeKind, Node
 
-_SAFE = re.compile(r"[A-Za-z0-9 _.,:\-]")
+_SAFE = re.compile(r"[A-Za-z0-9 _.,:\-·…]")
 ARROW = {EdgeKind.TRANSITION: "-->", EdgeKind.ON_ERROR: "-.->", EdgeKind.ON_TIMEOUT: "==>"}
 
 
