@@ -58,7 +58,9 @@ class TaskDiagramView(APIView):
             (200, "text/vnd.graphviz"): OpenApiResponse(OpenApiTypes.STR, description="DOT"),
             (200, "text/vnd.mermaid"): OpenApiResponse(OpenApiTypes.STR,
                                                        description="Mermaid flowchart"),
-            **_errors(400, 401, 404),
+            # Errors are JSON, not one of the drawing formats this view renders.
+            **{(code, "application/json"): response
+               for code, response in _errors(400, 401, 404).items()},
         },
     )
     def get(self, request, name):

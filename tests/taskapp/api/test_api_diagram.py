@@ -62,3 +62,4 @@ def test_documented_in_the_openapi_schema(api):
     assert set(operation["responses"]["200"]["content"]) == {
         "image/svg+xml", "text/vnd.graphviz", "text/vnd.mermaid"}
     assert {p["name"] for p in operation["parameters"]} >= {"name", "format", "version"}
+    assert set(operation["responses"]["404"]["content"]) == {"application/json"}
