@@ -28,6 +28,20 @@
       current = [cx - (cx - current[0]) * (w / current[2]), cy - (cy - current[1]) * (h / current[3]), w, h];
       apply();
     }
+    // Fit when that keeps the text readable (shrunk at most READABLE times); a bigger
+    // definition opens at its natural size on its start state, and Fit shows all of it.
+    var READABLE = 2.5;
+    function initial() {
+      var rect = view.getBoundingClientRect();
+      var start = svg.querySelector("g.node.start rect.box");
+      if (!rect.width || !start || Math.max(full[2] / rect.width, full[3] / rect.height) <= READABLE) {
+        fit();
+        return;
+      }
+      var cx = +start.getAttribute("x") + +start.getAttribute("width") / 2;
+      current = [cx - rect.width / 2, full[1], rect.width, rect.height];
+      apply();
+    }
     function pan(dx, dy) { current[0] += dx; current[1] += dy; apply(); }
     // The whole diagram, never enlarged beyond its natural size (a 3-state task stays
     // readable, a 50-state one shrinks to fit).
@@ -88,10 +102,11 @@
         current[1] = y - current[3] / 3;
         apply();
       }
+      view.scrollIntoView({block: "nearest"});
     });
     nodes(box).forEach(function (n) { n.dataset.label = n.getAttribute("aria-label"); });
     view.style.height = Math.min(full[3] + 2, 640, Math.max(320, window.innerHeight * 0.7)) + "px";
-    fit();
+    initial();
   }
 
   // ------------------------------------------------------------------ badges

@@ -141,3 +141,57 @@ def test_diagram_lights_up_a_run_and_grows_its_path_live(
     assert run_page.evaluate("window.notReloaded") is True
     task_page.screenshot(path=str(ARTIFACTS / "task-after-run.png"), full_page=True)
     run_page.screenshot(path=str(ARTIFACTS / "run-diagram.png"), full_page=True)
+
+
+def _big_task(states: int) -> str:
+    lines = ["name: big_demo", "version: 1", "start_state: s00", "states:"]
+    for i in range(states - 1):
+        lines += [f"  s{i:02d}:", "    transitions:", f"      - to: s{i + 1:02d}",
+                  "        wait: 1s", "      - to: s00", "        when: data.retry"]
+    lines += [f"  s{states - 1:02d}:", "    final: succeeded"]
+    return "\n".join(lines) + "\n"
+
+
+def _view_box(page) -> list[float]:
+    return [float(v) for v in page.locator("svg.diagram").get_attribute("viewBox").split()]
+
+
+def test_a_fifty_state_diagram_fits_zooms_and_pans(servers, browser,  # noqa: F811
+                                                    django_user_model):
+    from playwright.sync_api import expect
+
+    assert _in_thread(definition_load, text=_big_task(50), source="big.yaml").status == "loaded"
+    _in_thread(_token, user_model=django_user_model)
+    page = browser.new_page()
+    _sign_in(page, servers)
+    page.goto(f"{servers}/tasks/big_demo/")
+    expect(page.locator("svg.diagram g.node")).to_have_count(50)
+
+    # Too big to fit legibly: it opens at its natural size on the start state.
+    full_height = float(page.locator("svg.diagram").get_attribute("height"))
+    opened = _view_box(page)
+    assert opened[3] < full_height / 3
+    start = page.locator('svg.diagram g.node[data-state="s00"] rect.box')
+    assert opened[1] <= float(start.get_attribute("y")) <= opened[1] + opened[3]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-50-states.png"))
+
+    page.get_by_role("button", name="Fit the whole diagram").click()
+    fitted = _view_box(page)
+    assert fitted[3] >= full_height
+    page.get_by_role("button", name="Zoom in").click()
+    page.get_by_role("button", name="Zoom in").click()
+    zoomed = _view_box(page)
+    assert zoomed[2] < fitted[2] * 0.7
+    page.locator(".diagram-view").focus()
+    page.keyboard.press("ArrowDown")
+    assert _view_box(page)[1] > zoomed[1]
+    # A state reached with the keyboard far down the chain is brought into view.
+    page.locator('svg.diagram g.node[data-state="s45"]').focus()
+    node_y = float(page.locator('svg.diagram g.node[data-state="s45"] rect.box')
+                   .get_attribute("y"))
+    box = _view_box(page)
+    assert box[1] <= node_y <= box[1] + box[3]
+    page.get_by_role("button", name="Fit the whole diagram").click()
+    assert _view_box(page) == fitted
+    page.screenshot(path=str(ARTIFACTS / "task-50-states-fitted.png"))
