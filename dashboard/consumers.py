@@ -7,6 +7,9 @@ Client to server (JSON):
     {"type": "since", "at": ISO}             catch up: every run changed after ``at``
     {"type": "watch", "run": ID, "after": N} follow one run only, with its transitions
                                              after seq N (the run detail page)
+    {"type": "counts"}                       the counts now, at once (the task page, on
+                                             every (re)connection; at most one answer per
+                                             ``COUNTS_EVERY`` seconds per connection)
 Server to client: ``hello`` ({"push": "layer" | "poll"}), ``run`` and ``counts`` messages
 (``dashboard.messages``), and ``reload`` when a catch-up would reach ``CATCH_UP_LIMIT``
 runs. A watched run's ``run`` messages carry every transition after the last one sent, read
@@ -15,6 +18,7 @@ from the database when the news itself did not carry them.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -23,7 +27,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils.dateparse import parse_datetime
 
 from dashboard import messages, push, selectors
-from dashboard.hub import hub
+from dashboard.hub import COUNTS_EVERY, count, hub
 
 UNAUTHENTICATED = 4401
 CATCH_UP_LIMIT = 200
@@ -34,6 +38,7 @@ class RunsConsumer(AsyncJsonWebsocketConsumer):
     watching: str | None = None
     last_seq = 0
     joined = False
+    counted_at = float("-inf")
 
     async def connect(self) -> None:
         await self.accept()
@@ -61,6 +66,8 @@ class RunsConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up(content.get("at"))
         elif content.get("type") == "watch":
             await self._watch(content.get("run"), content.get("after"))
+        elif content.get("type") == "counts":
+            await self._counts()
 
     async def run_changed(self, event: dict[str, Any]) -> None:
         """A ``run.changed`` message from the channel layer (``layer`` mode)."""
@@ -85,6 +92,13 @@ class RunsConsumer(AsyncJsonWebsocketConsumer):
             return
         for row in rows:
             await self.send_json(messages.run(row))
+
+    async def _counts(self) -> None:
+        """Two GROUP BY queries: bounded per connection, so a client cannot loop on them."""
+        if time.monotonic() - self.counted_at < COUNTS_EVERY:
+            return
+        self.counted_at = time.monotonic()
+        await self.send_json(await database_sync_to_async(count)())
 
     async def _watch(self, run_id: object, after: object) -> None:
         try:

@@ -89,7 +89,7 @@ class Hub:
 
     async def _counts(self) -> None:
         if any(listener.wants_counts for listener in self.listeners):
-            message = await database_sync_to_async(_count)()
+            message = await database_sync_to_async(count)()
             await self._fan_out(message, lambda listener: listener.wants_counts)
 
     async def _fan_out(self, message: dict[str, Any], to) -> None:
@@ -107,7 +107,8 @@ def _read(poller: RunPoller) -> list[dict[str, Any]]:
     return changes
 
 
-def _count() -> dict[str, Any]:
+def count() -> dict[str, Any]:
+    """The ``counts`` message, read now."""
     return messages.counts(selectors.status_counts(), selectors.state_counts())
 
 

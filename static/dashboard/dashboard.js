@@ -49,6 +49,8 @@
   function hello(socket) {
     if (page === "run") {
       socket.send(JSON.stringify({type: "watch", run: root.dataset.run, after: lastSeq}));
+    } else if (page === "task") {
+      socket.send(JSON.stringify({type: "counts"})); // whatever moved while away
     } else if (since) {
       socket.send(JSON.stringify({type: "since", at: since}));
     }

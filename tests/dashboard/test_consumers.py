@@ -270,3 +270,21 @@ def test_an_idle_client_stays_connected_through_the_redis_layer(session_cookie):
 
     with override_settings(CHANNEL_LAYERS=redis_layer()):
         async_to_sync(scenario)()
+
+
+def test_counts_are_sent_on_request_at_most_once_a_second_per_connection(
+        session_cookie, greeter, no_dispatch):
+    greeter()
+    start_and_step()
+
+    async def scenario():
+        socket = await connected(session_cookie)
+        await socket.send_json_to({"type": "counts"})
+        message = await socket.receive_json_from(WAIT)
+        assert message["type"] == "counts" and message["status"]["waiting"] == 1
+        assert {"status": "waiting", "state": "resting", "n": 1} in message["states"]["greeter"]
+        await socket.send_json_to({"type": "counts"})  # too soon: ignored
+        assert await socket.receive_nothing(0.3)
+        await socket.disconnect()
+
+    async_to_sync(scenario)()

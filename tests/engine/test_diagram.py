@@ -242,3 +242,27 @@ def test_timeouts_label_the_on_timeout_edge_only_when_known():
               timeout=timedelta(minutes=5)),
         State("b", outcome=Outcome.SUCCEEDED)))
     assert [e.label for e in diagram_of(task).edges] == ["always", "on_timeout 5m"]
+
+
+def test_lints_agree_with_validation_on_a_loaded_task():
+    """A loaded task can carry the warning "no final state can be reached" (unreachable
+    states are errors, so never loaded): the diagram marks exactly the states it names."""
+    from engine.language import validate_text
+
+    text = """
+name: t
+version: 1
+start_state: a
+states:
+  a:
+    transitions: [{to: b, when: data.ok}, {to: spin}]
+  spin:
+    transitions: [{to: spin2, wait: 1s}]
+  spin2:
+    transitions: [{to: spin, wait: 1s}]
+  b: {final: succeeded}
+"""
+    report = validate_text(text, "t.yaml")
+    warned = {p.path.split(".")[1] for p in report.problems if "no final state" in p.message}
+    linted = {n.name for n in diagram_of(report.task).nodes if Lint.NO_FINAL in n.lints}
+    assert warned == linted == {"spin", "spin2"}
