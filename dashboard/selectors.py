@@ -44,8 +44,14 @@ def task_state_counts(name: str) -> list[dict]:
 
 
 def task_versions(name: str) -> list[TaskDefinition]:
-    """Every stored version of ``name``, newest first (their YAML and parsed forms too)."""
-    return list(TaskDefinition.objects.filter(name=name).order_by("-version"))
+    """Every stored version of ``name``, newest first, without their YAML and parsed forms
+    (a task reloaded many times would otherwise load all of them for one page)."""
+    return list(TaskDefinition.objects.filter(name=name).defer("source", "definition")
+                .order_by("-version"))
+
+
+def task_version(pk: int) -> TaskDefinition:
+    return TaskDefinition.objects.get(pk=pk)
 
 
 def latest_definitions() -> list[TaskDefinition]:

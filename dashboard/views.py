@@ -58,7 +58,7 @@ def task_detail(request: HttpRequest, name: str) -> HttpResponse:
     chosen = next((v for v in versions if str(v.version) == wanted), None) if wanted else None
     if not versions or (wanted and chosen is None):
         raise Http404("No such task or version")
-    definition = chosen or versions[0]
+    definition = selectors.task_version((chosen or versions[0]).pk)
     diagram = diagram_of(definition_of(definition.pk))
     return render(request, "dashboard/task.html", {
         "since": timezone.now().isoformat(),
