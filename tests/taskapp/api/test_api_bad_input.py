@@ -58,6 +58,7 @@ def endpoints(run):
         "tasks": ("/api/tasks/", ["get"]),
         "validate": ("/api/tasks/validate/", ["post"]),
         "task": ("/api/tasks/shop_order/", ["get"]),
+        "task_diagram": ("/api/tasks/shop_order/diagram/", ["get"]),
         "task_events": ("/api/tasks/shop_order/events/", ["post"]),
         "health": ("/api/health/", ["get"]),
         "schema": ("/api/schema/", ["get"]),
@@ -350,6 +351,7 @@ def test_bad_run_ids_are_404(api, run_id):
 @pytest.mark.parametrize("name", ["x" * 10_000, "%ff", "..", "%F0%9F%98%80", "shop_order%20"])
 def test_bad_task_names_are_404(api, webhook_env, name):
     assert_error(api.get(f"/api/tasks/{name}/"), 404)
+    assert_error(api.get(f"/api/tasks/{name}/diagram/?format=dot"), 404)
     assert_error(api.post(f"/api/tasks/{name}/events/", {"name": "n"}, format="json"), 404)
 
 
