@@ -195,6 +195,10 @@ def redis_channel_layer(url: str, **config: object) -> dict:
     }
 
 
+# How the dashboard hears of changes (dashboard/push.py): "auto" (the default) picks
+# "layer" with a cross-process channel layer and "poll" with the in-memory one.
+DASHBOARD_PUSH = os.environ.get("DASHBOARD_PUSH", "auto")
+
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
