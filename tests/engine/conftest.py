@@ -13,7 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from engine.clock import FakeClock
 from engine.instructions import ExecContext
+from tests.engine.fakes import MemoryStore
 
 # Released at teardown so that handlers still "being slow" end at once.
 _release = threading.Event()
@@ -198,3 +200,15 @@ def make_ctx():
 @pytest.fixture
 def ctx(make_ctx) -> ExecContext:
     return make_ctx()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The engine's fake clock: time moves only when a test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    """An in-memory run store that records what a step commits."""
+    return MemoryStore()

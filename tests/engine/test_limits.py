@@ -88,16 +88,6 @@ states:
 """
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def store():
-    return MemoryStore()
-
-
 def _runner(store, clock, **limits) -> Runner:
     return Runner(store=store, clock=clock, pool=POOL,
                   settings=EngineSettings(inline_retry_max_seconds=0.0, **limits))

@@ -8,23 +8,12 @@ from datetime import timedelta
 import pytest
 
 from engine import instructions
-from engine.clock import FakeClock
 from engine.errors import LeaseLost
 from engine.runner import EngineSettings, Runner, prepare_redrive
 from engine.runs import EventRecord, RunStatus, Trigger
-from tests.engine.fakes import MemoryStore, ScriptedHttp, fail, new_run, ok
+from tests.engine.fakes import ScriptedHttp, fail, new_run, ok
 
 POOL = ThreadPoolExecutor(max_workers=4)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def store():
-    return MemoryStore()
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from engine import instructions
-from engine.clock import FakeClock
 from engine.runner import EngineSettings, Runner
 from engine.runs import RunStatus, Trigger
-from tests.engine.fakes import MemoryStore, ScriptedHttp, new_run, ok
+from tests.engine.fakes import ScriptedHttp, new_run, ok
 
 POOL = ThreadPoolExecutor(max_workers=2)
 
@@ -73,16 +72,6 @@ states:
       - to: done
   done: {final: succeeded}
 """
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def store():
-    return MemoryStore()
 
 
 @pytest.fixture
