@@ -13,6 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Handler = Callable[[int, dict], tuple[int, object, float]]
 
 
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's default of 5 reset connections when dozens of
+    # runs of one worker called at once ("Connection reset by peer").
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FarEnd:
     """A scriptable HTTP server: ``route(path, handler)`` where the handler gets the call
     number (1-based) and the request (method, headers, body) and returns (status, json, delay).
@@ -55,7 +62,7 @@ class FarEnd:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -96,8 +103,7 @@ def serve(port: int, latency: float) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), _Handler)
     print(f"far end listening on http://127.0.0.1:{server.server_address[1]} "
           f"latency={latency}", flush=True)
     server.serve_forever()

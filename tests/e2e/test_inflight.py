@@ -5,8 +5,6 @@ flight ends it at once and the call's late commit is refused."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 
@@ -51,18 +49,27 @@ def _cluster(far_end, workers: int, threads: int) -> Cluster:
         ASYNC_STATES_LOG_LEVEL="INFO"))
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
+def _wait(predicate, timeout: float, what: str, cluster: Cluster | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
+    runs = list(models.Run.objects.exclude(status="succeeded").values(
+        "status", "state", "crashes", "crash_error", "lease_owner", "error")[:5])
+    log = "".join(cluster.output[-30:]) if cluster else ""
+    raise AssertionError(f"not within {timeout}s: {what}; runs: {runs}\n{log}")
+
+
+def _finished(ids: list[str]) -> bool:
+    return models.Run.objects.filter(id__in=ids, finished_at__isnull=False).count() == len(ids)
 
 
 def _assert_each_transition_once(ids: list[str]) -> None:
     """Every run succeeded along s1 … s10 → done, seq 1 … 11 without gap or repeat, and
     recorded exactly one successful attempt per state."""
+    failed = models.Run.objects.filter(id__in=ids).exclude(status="succeeded")
+    assert not failed.exists(), list(failed.values("status", "error")[:3])
     for run_id in ids:
         rows = list(models.Transition.objects.filter(run_id=run_id).order_by("seq")
                     .values_list("seq", "from_state", "to_state"))
@@ -77,29 +84,33 @@ def _assert_each_transition_once(ids: list[str]) -> None:
 
 def test_a_worker_killed_with_50_steps_in_flight_loses_none_and_repeats_none(
         transactional_db, far_end, load):
+    """The whole cluster is SIGKILLed (a host lost: django-q2 cannot survive the loss of a
+    worker blocked on its task queue, see docs/deploy.md) while one worker process drives
+    ~50 runs, each with a call in flight; a new cluster finishes them all."""
     far_end.route("/step", lambda n, r: (200, {"ok": True}, 0.2))
     load(STEP10)
-    cluster = _cluster(far_end, workers=1, threads=60)
-    cluster.start()
+    first = _cluster(far_end, workers=1, threads=60)
+    first.start()
     try:
         ids = [str(run_start(task="e2e_step10")[0].pk) for _ in range(50)]
         held = models.Run.objects.filter(id__in=ids).exclude(lease_owner="")
         _wait(lambda: held.count() >= 45 and far_end.calls["/step"] >= 100, 60,
-              "45 runs leased by the worker, calls under way")
-        pids = {int(owner.split(":")[-3]) for owner in held.values_list("lease_owner",
-                                                                          flat=True)}
-        assert len(pids) == 1  # one worker process holds them all
+              "45 runs leased by the worker, calls under way", first)
+        pids = {owner.split(":")[-3] for owner in held.values_list("lease_owner", flat=True)}
         in_flight = held.count()
-        os.kill(pids.pop(), signal.SIGKILL)
-        _wait(lambda: models.Run.objects.filter(id__in=ids, status="succeeded").count()
-              == len(ids), 90, "every run succeeded after the kill")
     finally:
-        cluster.stop()
-    assert in_flight >= 45
+        first.kill()
+    assert len(pids) == 1 and in_flight >= 45  # one worker process held them all
+    second = _cluster(far_end, workers=1, threads=60)
+    second.start()
+    try:
+        _wait(lambda: _finished(ids), 90, "every run finished after the kill", second)
+    finally:
+        second.stop()
     _assert_each_transition_once(ids)
-    # Calls cut by the kill were made again (at least once: same idempotency key), so the
-    # far end heard a little more than 10 calls a run; none was lost.
-    assert far_end.calls["/step"] >= STATES * len(ids)
+    # A call cut by the kill is made again (at least once, with the same idempotency key):
+    # the far end heard 10 calls a run, and one more for each run cut mid-call.
+    assert STATES * len(ids) <= far_end.calls["/step"] <= (STATES + 1) * len(ids)
 
 
 def test_two_workers_fed_the_same_runs_over_and_over_drive_each_once(
@@ -113,8 +124,7 @@ def test_two_workers_fed_the_same_runs_over_and_over_drive_each_once(
         for _ in range(5):  # every run queued five more times: both workers' pools race
             dispatch.advance_many_later(ids, batch=8)
             time.sleep(0.1)
-        _wait(lambda: models.Run.objects.filter(id__in=ids, status="succeeded").count()
-              == len(ids), 90, "every run succeeded")
+        _wait(lambda: _finished(ids), 90, "every run finished", cluster)
     finally:
         cluster.stop()
     _assert_each_transition_once(ids)
