@@ -172,3 +172,28 @@ def test_a_cancel_landing_while_calls_are_in_flight_ends_those_runs_at_once(
                     .values_list("seq", "trigger")) == [(1, "start"), (2, "cancel")]
         # The call's result came back after the cancel: its commit was refused.
         assert not models.InstructionAttempt.objects.filter(run_id=run_id).exists()
+
+
+def test_a_recycled_worker_finishes_its_steps_in_flight_before_it_exits(
+        transactional_db, far_end, load):
+    """django-q2 retires each worker after 3 tasks (``Q_RECYCLE``) while its pool still has
+    runs mid-call: the process's exit waits for them, so no step is cut short — no call
+    is made twice, no lease is lost, every run goes on in one step."""
+    far_end.route("/step", lambda n, r: (200, {"ok": True}, 0.1))
+    load(STEP10)
+    env = server_environment(
+        ASYNC_STATES_SECRET_FAR_END=far_end.url, Q_WORKERS="2", Q_RECYCLE="3",
+        ASYNC_STATES_STEP_THREADS="8", ASYNC_STATES_LEASE_SECONDS="3",
+        ASYNC_STATES_LOG_LEVEL="INFO", DJANGO_Q_LOG_LEVEL="INFO")
+    cluster = Cluster(env)
+    cluster.start()
+    try:
+        ids = [str(run_start(task="e2e_step10")[0].pk) for _ in range(24)]
+        _wait(lambda: _finished(ids), 90, "every run finished", cluster)
+    finally:
+        cluster.stop()
+    log = "".join(cluster.output)
+    assert log.count("recycled worker") >= 4  # 24 tasks, 3 a worker
+    assert "run.lease_lost" not in log and "run.step_failed" not in log
+    _assert_each_transition_once(ids)
+    assert far_end.calls["/step"] == STATES * len(ids)  # no step cut short and redone
