@@ -9,8 +9,10 @@ the same run, chain10 (no instructions) against the psycopg2 ceiling.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 from bench.harness import Cluster, _Process, free_port, repeat, reset_runs
 from bench.scenarios.common import finished, service_start, start_many, throughput
@@ -24,7 +26,8 @@ STEP10 = "name: step10\nversion: 1\nstart_state: s1\nstates:\n" + "".join(
     f"      - to: {f's{i + 1}' if i < STATES else 'done'}\n"
     for i in range(1, STATES + 1)) + "  done: {final: succeeded}\n"
 
-UNITS = {"steps_per_s": "/s", "blocking_bound": "/s", "seconds": "s", "unfinished": ""}
+UNITS = {"steps_per_s": "/s", "blocking_bound": "/s", "cluster_cpu_ms_per_step": "ms",
+         "postgres_cpu_ms_per_step": "ms", "seconds": "s", "unfinished": ""}
 
 
 class FarEndProcess(_Process):
@@ -60,8 +63,8 @@ def run(suite) -> None:
                              {"transitions_per_s": "/s"}, throughput=("transitions_per_s",))
         for latency in latencies:
             with FarEndProcess(latency) as far, Cluster(
-                    WORKERS, **env, ASYNC_STATES_SECRET_FAR=far.url):
-                stats = repeat(suite.reps, _once, suite, threads, latency)
+                    WORKERS, **env, ASYNC_STATES_SECRET_FAR=far.url) as cluster:
+                stats = repeat(suite.reps, _once, suite, cluster, threads, latency)
             suite.report.add(scenario, f"{int(latency * 1000)} ms, STEP_THREADS={threads}",
                              stats, UNITS, throughput=("steps_per_s",))
 
@@ -79,20 +82,47 @@ def _runs_for(suite, threads: int, latency: float) -> int:
     return max(8, min(int(reachable * seconds / STATES), 800))
 
 
-def _once(suite, threads: int, latency: float) -> dict[str, float]:
+def _cpu_seconds(pids) -> float:
+    """User + system CPU time of these processes so far (/proc; gone ones count 0)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def _postgres_backends() -> list[int]:
+    """The server processes serving this database (the scratch one: only this run's)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [row[0] for row in cur.fetchall()]
+
+
+def _once(suite, cluster: Cluster, threads: int, latency: float) -> dict[str, float]:
     from django.db.models import Max
 
     from taskapp import models
 
     reset_runs(suite.redis_url)
     runs = _runs_for(suite, threads, latency)
+    workers, backends = list(cluster.tree()), _postgres_backends()
+    cpu = _cpu_seconds(workers), _cpu_seconds(backends)
     began = time.time()
     ids = start_many(lambda i: service_start("step10"), runs, threads=4)
     done = finished(ids, timeout=300)
+    # Connections opened meanwhile (new step threads) are missed: read after a warm-up rep.
+    used = (_cpu_seconds(workers) - cpu[0], _cpu_seconds(backends) - cpu[1])
     steps = models.InstructionAttempt.objects.filter(run_id__in=ids, ok=True).count()
     last = models.Transition.objects.filter(run_id__in=ids).aggregate(m=Max("at"))["m"]
     elapsed = last.timestamp() - began
     return {"steps_per_s": steps / elapsed, "seconds": elapsed,
+            "cluster_cpu_ms_per_step": 1000 * used[0] / max(steps, 1),
+            "postgres_cpu_ms_per_step": 1000 * used[1] / max(steps, 1),
             "blocking_bound": WORKERS / latency if latency else float("nan"),
             "unfinished": 0 if done else runs - models.Run.objects.filter(
                 id__in=ids, finished_at__isnull=False).count()}
