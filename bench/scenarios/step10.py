@@ -77,9 +77,9 @@ def _chain10(suite) -> dict[str, float]:
 
 def _runs_for(suite, threads: int, latency: float) -> int:
     """Runs enough for several seconds at the rate this configuration can reach at most."""
-    reachable = min(WORKERS * threads / (latency + 0.004), 800.0)
-    seconds = suite.pick(4.0, 10.0)
-    return max(8, min(int(reachable * seconds / STATES), 800))
+    reachable = min(WORKERS * threads / (latency + 0.01), 600.0)
+    seconds = suite.pick(4.0, 6.0)
+    return max(8, min(int(reachable * seconds / STATES), 600))
 
 
 def _cpu_seconds(pids) -> float:
