@@ -12,19 +12,14 @@ from taskapp.conf import conf
 
 
 def advance_run(run_id: str) -> None:
-    try:
-        if settings.Q_CLUSTER.get("sync"):
-            services.run_advance(run_id=run_id)
-        else:
-            steps.steps_submit([run_id])
-    finally:
-        services.worker_recycle_due()
+    advance_runs([run_id])
 
 
 def advance_runs(run_ids: list[str]) -> int:
-    """A batch of runs that came due together (``dispatch.advance_many_later``). While the
-    pool stays full for ``WAKE_BATCH_SECONDS`` the rest of the batch goes back to the queue,
-    so one batch never holds a worker for long (nor nears django-q2's task timeout)."""
+    """Runs to advance: one, or a batch that came due together
+    (``dispatch.advance_many_later``). While the pool stays full for ``WAKE_BATCH_SECONDS``
+    the rest go back to the queue, so a task never holds its worker for long: django-q2
+    would kill the worker, and every step in its pool, at its task ``timeout``."""
     try:
         if settings.Q_CLUSTER.get("sync"):
             return services.runs_advance(run_ids=run_ids)

@@ -94,3 +94,24 @@ def test_a_failing_step_frees_its_thread(monkeypatch):
 def test_step_threads_default_by_database(settings, setting, vendor, threads):
     settings.ASYNC_STATES = {**settings.ASYNC_STATES, "STEP_THREADS": setting}
     assert conf.step_threads(vendor) == threads
+
+
+def test_a_task_finding_the_pool_full_queues_its_runs_again(blocked, monkeypatch, settings):
+    """The django-q2 task never waits on a full pool past WAKE_BATCH_SECONDS (django-q2
+    would kill the worker, and its steps in flight, at its task timeout)."""
+    from taskapp import tasks
+
+    release, began = blocked
+    settings.ASYNC_STATES = {**settings.ASYNC_STATES, "WAKE_BATCH_SECONDS": 0.1}
+    monkeypatch.setattr(steps, "_pools", {})
+    monkeypatch.setattr(conf, "step_threads", lambda vendor: 1)
+    queued = []
+    monkeypatch.setattr(tasks.dispatch, "advance_many_later",
+                        lambda ids, batch: queued.append(list(ids)))
+    monkeypatch.setattr(tasks.services, "worker_recycle_due", lambda: False)
+    tasks.advance_run("a")
+    tasks.advance_run("b")  # the one thread is busy with a
+    assert tasks.advance_runs(["c", "d"]) == 0
+    assert queued == [["b"], ["c", "d"]]
+    release.set()
+    assert steps.pool().drain(10) and began == ["a"]
