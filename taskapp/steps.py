@@ -13,9 +13,10 @@ under ``TIMER_MAX_QUEUE`` as before.
 Nothing durable lives here. A run id handed over but not yet claimed still has its
 persisted backstop wake-up; a claimed run has its lease: a worker killed with steps in
 flight loses none of them (the timer fires them again when their lease or backstop passes).
-A worker django-q2 retires (``recycle``, ``max_rss``) or stops leaves its task loop and
-exits, and interpreter exit joins these threads first: steps in flight finish (within
-``STEP_MAX_SECONDS`` plus an instruction's timeout) instead of being cut short.
+A worker django-q2 retires (``recycle``, ``max_rss``) or stops, or one sent SIGTERM, leaves
+its task loop and exits, and interpreter exit joins these threads first: steps in flight
+finish (within ``STEP_MAX_SECONDS`` plus an instruction's timeout; qcluster's
+``SHUTDOWN_GRACE_SECONDS`` bounds a stop) instead of being cut short.
 
 Each thread keeps its own database connection (Django's are per thread): a worker holds up
 to ``STEP_THREADS`` of them (docs/deploy.md, "Database connections").
@@ -24,7 +25,9 @@ to ``STEP_THREADS`` of them (docs/deploy.md, "Database connections").
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -94,7 +97,30 @@ def pool() -> StepPool:
             if found is None:
                 _pools.clear()
                 found = _pools[pid] = StepPool(conf.step_threads(connection.vendor))
+                _drain_on_sigterm()
     return found
+
+
+def _drain_on_sigterm() -> None:
+    """In a cluster worker (a child process; called from its main thread): SIGTERM ends the
+    worker's task loop instead of the process at once, so the exit drains the pool.
+
+    django-q2's workers keep SIGTERM's default action, and a signal to the whole process
+    group (what systemd sends) killed them mid-step: with a pool, every run in flight was
+    cut and counted a crash towards ``MAX_STEP_CRASHES``. Raising ``SystemExit`` from the
+    handler unwinds the worker's blocking read of its task queue (releasing the queue's
+    lock on the way) and leaves its loop; interpreter exit then joins the step threads.
+    qcluster SIGKILLs whatever is left after ``SHUTDOWN_GRACE_SECONDS``."""
+    if multiprocessing.current_process().name == "MainProcess":
+        return  # not a cluster worker (sync mode, tests): leave the signal alone
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the drain must not be cut
+        log.info("worker.stopping pid=%s steps_in_flight=%s", os.getpid(),
+                 _pools[os.getpid()].in_flight())
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def steps_submit(run_ids: Sequence[str], *, give_up_after: float | None = None) -> int:
