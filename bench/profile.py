@@ -7,6 +7,7 @@ functions by cumulative and by own time (kept in the repository), and the raw
     .venv/bin/python -m bench.profile --task chain10 --runs 200
     .venv/bin/python -m bench.profile --task parked --runs 200
     .venv/bin/python -m bench.profile --task parked --runs 200 --wake
+    .venv/bin/python -m bench.profile --task step10 --runs 100   # 10 HTTP calls a run
 
 ``--wake`` (parked only) profiles the other half of waiting: the runs are parked first,
 unprofiled, then half are woken by their timer and half by an event, and only those steps
@@ -28,6 +29,7 @@ INPUTS = {
     "chain10": lambda i: {},
     "parked": lambda i: {"key": f"k{i}", "due": time.time() + 3600},
     "timed": lambda i: {"due": time.time() + 3600},
+    "step10": lambda i: {},
 }
 
 
@@ -50,6 +52,8 @@ def main() -> None:
     settings.ASYNC_STATES = {**settings.ASYNC_STATES, "DISPATCH": "none"}
     conf.reload()
     load_tasks()
+    if args.task == "step10":
+        _far_end()
     inputs = (_waking_inputs(args.runs) if args.wake
               else [INPUTS[args.task](i) for i in range(args.runs)])
     ids = [run_start(task=args.task, input=given)[0].pk for given in inputs]
@@ -66,6 +70,21 @@ def main() -> None:
     elapsed = time.perf_counter() - began
     _write(profile, f"{args.task}-wake" if args.wake else args.task, args.runs, elapsed,
            models.Transition.objects.count() - before)
+
+
+def _far_end() -> None:
+    """step10's far end, answering at once from a thread of this process (the profile
+    counts only the main thread), and the task itself."""
+    import os
+
+    from bench.far_end import FarEnd
+    from bench.scenarios.step10 import STEP10
+    from taskapp.services import definition_load
+
+    far = FarEnd()
+    far.route("/step", lambda n, r: (200, {"ok": True}, 0))
+    os.environ["ASYNC_STATES_SECRET_FAR"] = far.url
+    definition_load(text=STEP10, source="bench")
 
 
 WAKE_AFTER = 5.0  # seconds, plus 10 ms a run: long enough to park every run first

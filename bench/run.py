@@ -4,6 +4,7 @@ and writes it as JSON to ``bench/results/<date>.json``. Nothing here asserts a t
     .venv/bin/python -m bench.run                 # full (bounded, ~30 min)
     .venv/bin/python -m bench.run --quick         # under two minutes
     .venv/bin/python -m bench.run --only ceiling,throughput
+    .venv/bin/python -m bench.run --only ceiling,step10   # the far-end latency curve
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bench.harness import (
 )
 from bench.report import Report
 
-SCENARIOS = ("ceiling", "throughput", "scale_out", "latency", "dashboard_push",
+SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "dashboard_push",
              "http_overhead", "waiting", "growth", "hostile_templates", "takeover")
 
 

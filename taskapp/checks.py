@@ -38,6 +38,13 @@ def check_engine_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
             problems.append(checks.Error(
                 f"ASYNC_STATES['{name}'] must be a number above 0, got {value!r}",
                 hint=f"the default is {DEFAULTS[name]!r}", id="async_states.E002"))
+    threads = conf.STEP_THREADS
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or threads <= 0):
+        problems.append(checks.Error(
+            f"ASYNC_STATES['STEP_THREADS'] must be a whole number above 0, got {threads!r}",
+            hint="None (the default) means 4 on SQLite and 16 on PostgreSQL",
+            id="async_states.E002"))
     return problems
 
 

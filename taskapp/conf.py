@@ -30,6 +30,11 @@ DEFAULTS: dict[str, Any] = {
     "STEP_MAX_TRANSITIONS": 200,
     "STEP_MAX_SECONDS": 30.0,
     "CONDITION_THREADS": 8,
+    # Run steps each cluster worker process drives at once (taskapp.steps): while one run's
+    # instruction waits on a far end, the others go on. None: 4 on SQLite (its writers take
+    # turns), 16 on PostgreSQL. Each thread holds one database connection: see the
+    # connection budget in docs/deploy.md before raising it.
+    "STEP_THREADS": None,
     "INLINE_RETRY_MAX_SECONDS": 1.0,
     # Budgets of one template or predicate evaluation: wall-clock seconds (never past the
     # step's STEP_MAX_SECONDS), operations (loop iterations, calls, filters, operators) and
@@ -123,6 +128,12 @@ class _Conf:
             max_data_bytes=int(self.MAX_DATA_BYTES),
             max_result_bytes=int(self.MAX_RESULT_BYTES),
         )
+
+    def step_threads(self, vendor: str) -> int:
+        """``STEP_THREADS``, or its default for a database ``vendor`` (Django's name)."""
+        if self.STEP_THREADS is not None:
+            return max(1, int(self.STEP_THREADS))
+        return 4 if vendor == "sqlite" else 16
 
     def reader_limits(self) -> ReaderLimits:
         """The task-file reader's bounds, as ``ASYNC_STATES`` sets them."""

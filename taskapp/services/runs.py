@@ -150,16 +150,19 @@ def _worker_id() -> str:
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
 def _runner(store: DjangoRunStore) -> Runner:
-    """A runner for one step; the bounded condition pool is one per worker process, made
-    after fork (threads do not survive a fork)."""
+    """A runner for one step; the bounded condition pool is one per worker process (shared
+    by its step threads), made after fork (threads do not survive a fork)."""
     pid = os.getpid()
     if pid not in _pools:
-        _pools.clear()
-        _pools[pid] = ThreadPoolExecutor(max_workers=int(conf.CONDITION_THREADS),
-                                         thread_name_prefix="conditions")
+        with _pools_lock:
+            if pid not in _pools:
+                _pools.clear()
+                _pools[pid] = ThreadPoolExecutor(max_workers=int(conf.CONDITION_THREADS),
+                                                 thread_name_prefix="conditions")
     return Runner(store=store, clock=conf.clock, pool=_pools[pid],
                   settings=conf.engine_settings())
 

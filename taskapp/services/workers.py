@@ -1,11 +1,11 @@
 """Worker incidents: a step stuck far past its budget, a worker recycled for its memory.
 
-Each worker process tracks the step it is running in memory (``step_began`` and
-``step_ended``, no query); its watchdog thread (``taskapp.watchdog``) writes an incident row
-only when that step has run longer than ``STUCK_STEP_SECONDS``, and removes it when the step
-ends. A worker whose peak memory passed django-q2's ``max_rss`` notes its coming recycle
-once (``worker_recycle_due``). A healthy cluster therefore writes nothing here;
-``GET /api/health/`` reads the rows through ``taskapp.selectors``.
+Each worker process tracks the steps its pool is running in memory (``step_began`` and
+``step_ended`` per thread, no query); its watchdog thread (``taskapp.watchdog``) writes an
+incident row only when the oldest of them has run longer than ``STUCK_STEP_SECONDS``, and
+removes it when that step ends. A worker whose peak memory passed django-q2's ``max_rss``
+notes its coming recycle once (``worker_recycle_due``). A healthy cluster therefore writes
+nothing here; ``GET /api/health/`` reads the rows through ``taskapp.selectors``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 import resource
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +37,8 @@ class CurrentStep:
     began: float  # time.monotonic()
 
 
-_current: CurrentStep | None = None
+# The steps in flight in this process, by thread (``taskapp.steps``: a pool of them).
+_current: dict[int, CurrentStep] = {}
 _recycle_noted_pid: int | None = None
 
 
@@ -45,21 +47,26 @@ def worker_owner() -> str:
 
 
 def step_began(run_id: object) -> None:
-    """This process now runs a step of ``run_id`` (the watchdog starts on first use)."""
-    global _current
-    _current = CurrentStep(str(run_id), conf.clock.now(), time.monotonic())
+    """This thread now runs a step of ``run_id`` (the watchdog starts on first use)."""
+    _current[threading.get_ident()] = CurrentStep(str(run_id), conf.clock.now(),
+                                                  time.monotonic())
     from taskapp import watchdog
 
     watchdog.ensure_started()
 
 
 def step_ended() -> None:
-    global _current
-    _current = None
+    _current.pop(threading.get_ident(), None)
 
 
 def current_step() -> CurrentStep | None:
-    return _current
+    """The oldest step in flight in this process, if any."""
+    steps = list(_current.values())  # a copy: pool threads add and remove meanwhile
+    return min(steps, key=lambda step: step.began) if steps else None
+
+
+def steps_in_flight() -> int:
+    return len(_current)
 
 
 def worker_stuck(*, owner: str, step: CurrentStep) -> None:

@@ -34,6 +34,17 @@ def test_a_lease_that_is_not_a_positive_number_is_refused(value):
     assert "LEASE_SECONDS" in problems[0].msg
 
 
+@pytest.mark.parametrize(("value", "refused"), [
+    (None, False), (1, False), (32, False), (0, True), (-4, True), (2.5, True), ("8", True),
+    (True, True)])
+def test_step_threads_is_none_or_a_whole_number_above_zero(value, refused):
+    with override_settings(ASYNC_STATES={"STEP_THREADS": value}):
+        problems = checks.check_engine_settings()
+    assert _ids(problems) == (["async_states.E002"] if refused else [])
+    if refused:
+        assert "STEP_THREADS" in problems[0].msg and "16 on PostgreSQL" in problems[0].hint
+
+
 @override_settings(ASYNC_STATES={"STEP_MAX_SECONDS": 60.0, "LEASE_SECONDS": 30.0})
 def test_a_step_budget_longer_than_the_lease_is_warned_about():
     assert _ids(checks.check_time_budgets()) == ["async_states.W010"]

@@ -86,15 +86,17 @@ def _catch_stop_signals() -> threading.Event:
 
 
 def _stop(cluster: Cluster) -> None:
-    """Stop the Sentinel (its workers finish the task in hand) within
+    """Stop the Sentinel (its workers finish the steps in hand) within
     ``SHUTDOWN_GRACE_SECONDS``; past it, SIGKILL every process this one started."""
     if cluster.sentinel.is_alive():
         threading.Thread(target=cluster.stop, name="qcluster-stop", daemon=True).start()
     deadline = time.monotonic() + float(conf.SHUTDOWN_GRACE_SECONDS)
-    while cluster.sentinel.is_alive() and time.monotonic() < deadline:
+    # Workers finish the steps their pools hold before they exit (taskapp.steps), also
+    # when the Sentinel died first (a signal to the whole group): wait for them too.
+    while (cluster.sentinel.is_alive() or _descendants(os.getpid())) and (
+            time.monotonic() < deadline):
         time.sleep(0.1)
-    # The Sentinel is gone or overdue; so may be its workers (reparented to this process,
-    # a subreaper, when the Sentinel died first): anything left has outlived the grace.
+    # Anything left has outlived the grace.
     for pid in _descendants(os.getpid()):
         try:
             os.kill(pid, signal.SIGKILL)
