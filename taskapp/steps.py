@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections, connection
 
+from engine.forksafe import fork_safe_dict
 from taskapp import services
 from taskapp.conf import conf
 
@@ -83,20 +84,18 @@ class StepPool:
         return not self.in_flight()
 
 
-_pools: dict[int, StepPool] = {}
+_pools: dict[str, StepPool] = fork_safe_dict()  # threads do not survive a fork
 _lock = threading.Lock()
 
 
 def pool() -> StepPool:
-    """This process's pool, made on first use after the fork (threads do not survive one)."""
-    pid = os.getpid()
-    found = _pools.get(pid)
+    """This process's pool, made on first use (in a forked worker: after the fork)."""
+    found = _pools.get("pool")
     if found is None:
         with _lock:
-            found = _pools.get(pid)
+            found = _pools.get("pool")
             if found is None:
-                _pools.clear()
-                found = _pools[pid] = StepPool(conf.step_threads(connection.vendor))
+                found = _pools["pool"] = StepPool(conf.step_threads(connection.vendor))
                 _drain_on_sigterm()
     return found
 
@@ -117,7 +116,7 @@ def _drain_on_sigterm() -> None:
     def stop(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the drain must not be cut
         log.info("worker.stopping pid=%s steps_in_flight=%s", os.getpid(),
-                 _pools[os.getpid()].in_flight())
+                 _pools["pool"].in_flight())
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

@@ -15,12 +15,12 @@ processes (after their fork) and never in the web server.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
 from django.db import connection
 
+from engine.forksafe import fork_safe_dict
 from taskapp.conf import conf
 from taskapp.services import workers
 
@@ -29,18 +29,18 @@ log = logging.getLogger("async_states.watchdog")
 # How often the thread looks; an incident is seen within this of STUCK_STEP_SECONDS.
 LOOK_SECONDS = 5.0
 
-_started_pid: int | None = None
+# Whether this process started its watchdog (a forked worker starts its own).
+_started: dict[str, bool] = fork_safe_dict()
 _start_lock = threading.Lock()
 
 
 def ensure_started() -> None:
-    global _started_pid
-    if _started_pid == os.getpid() or float(conf.STUCK_STEP_SECONDS) <= 0:
+    if _started or float(conf.STUCK_STEP_SECONDS) <= 0:
         return
     with _start_lock:
-        if _started_pid != os.getpid():
+        if not _started:
             Watchdog().start()
-            _started_pid = os.getpid()
+            _started["watchdog"] = True
 
 
 class Watchdog(threading.Thread):

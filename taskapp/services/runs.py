@@ -21,6 +21,7 @@ from django.db.models.functions import Greatest
 
 from engine import limits
 from engine.errors import LeaseLost
+from engine.forksafe import fork_safe_dict, fork_safe_local
 from engine.language.model import TaskDef
 from engine.runner import Runner, prepare_cancel, prepare_crash_failure, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, REDRIVABLE, StepOutcome, in_order
@@ -135,35 +136,32 @@ def _check_input(definition: models.TaskDefinition, payload: dict[str, Any]) -> 
 
 # ---------------------------------------------------------------------------- advance
 
-_local = threading.local()
+_local = fork_safe_local()
 
 
 def _worker_id() -> str:
     """Who holds a lease: the cluster (``<cluster>/``, so a dead cluster's leases can be
     found, see ``taskapp.liveness``), host, process and thread, unique while the worker
     lives. The host is cut to 40 characters to fit the column."""
-    if getattr(_local, "pid", None) != os.getpid():
-        _local.pid = os.getpid()
+    if not hasattr(_local, "id"):
         _local.id = (f"{liveness.lease_prefix()}{socket.gethostname()[:40]}:{os.getpid()}:"
                      f"{uuid.uuid4().hex[:8]}")
     return f"{_local.id}:{threading.get_ident()}"
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[str, ThreadPoolExecutor] = fork_safe_dict()  # threads do not survive a fork
 _pools_lock = threading.Lock()
 
 
 def _runner(store: DjangoRunStore) -> Runner:
     """A runner for one step; the bounded condition pool is one per worker process (shared
-    by its step threads), made after fork (threads do not survive a fork)."""
-    pid = os.getpid()
-    if pid not in _pools:
+    by its step threads), made on first use after the fork."""
+    if "conditions" not in _pools:
         with _pools_lock:
-            if pid not in _pools:
-                _pools.clear()
-                _pools[pid] = ThreadPoolExecutor(max_workers=int(conf.CONDITION_THREADS),
-                                                 thread_name_prefix="conditions")
-    return Runner(store=store, clock=conf.clock, pool=_pools[pid],
+            if "conditions" not in _pools:
+                _pools["conditions"] = ThreadPoolExecutor(
+                    max_workers=int(conf.CONDITION_THREADS), thread_name_prefix="conditions")
+    return Runner(store=store, clock=conf.clock, pool=_pools["conditions"],
                   settings=conf.engine_settings())
 
 

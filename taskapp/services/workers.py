@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from engine.forksafe import fork_safe_dict
 from taskapp import models
 from taskapp.conf import conf
 
@@ -39,7 +40,8 @@ class CurrentStep:
 
 # The steps in flight in this process, by thread (``taskapp.steps``: a pool of them).
 _current: dict[int, CurrentStep] = {}
-_recycle_noted_pid: int | None = None
+# Whether this process noted its recycle already (a forked worker notes its own).
+_recycle_noted: dict[str, bool] = fork_safe_dict()
 
 
 def worker_owner() -> str:
@@ -86,13 +88,12 @@ def worker_unstuck(*, owner: str) -> None:
 def worker_recycle_due() -> bool:
     """After a task: note (once per process) that this worker's peak resident size passed
     django-q2's ``max_rss``, so django-q2 is about to replace it. True when it did."""
-    global _recycle_noted_pid
     limit_kib = settings.Q_CLUSTER.get("max_rss")
-    if not limit_kib or _recycle_noted_pid == os.getpid():
+    if not limit_kib or _recycle_noted:
         return False
     if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < limit_kib:
         return False
-    _recycle_noted_pid = os.getpid()
+    _recycle_noted["noted"] = True
     log.warning("worker.recycle_due owner=%s peak_rss_mib=%.0f max_rss_mib=%.0f",
                 worker_owner(), _peak_mib(), limit_kib / 1024)
     now = conf.clock.now()

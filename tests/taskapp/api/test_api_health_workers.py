@@ -69,14 +69,14 @@ def test_the_watchdog_reports_a_stuck_step_and_withdraws_it_when_it_ends(
 
 
 def test_a_worker_past_max_rss_notes_its_recycle_once(anonymous, clock, beating, monkeypatch):
-    monkeypatch.setattr(workers, "_recycle_noted_pid", None)
+    monkeypatch.setattr(workers, "_recycle_noted", {})
     with override_settings(Q_CLUSTER={**settings.Q_CLUSTER, "max_rss": 1}):
         assert worker_recycle_due() is True
         assert worker_recycle_due() is False  # once per process
     status, check = _workers_check(anonymous)
     assert status == 200 and check["ok"]
     assert check["detail"].startswith("1 worker(s) recycled for memory in the last 10 min")
-    monkeypatch.setattr(workers, "_recycle_noted_pid", None)
+    monkeypatch.setattr(workers, "_recycle_noted", {})
     with override_settings(Q_CLUSTER={**settings.Q_CLUSTER, "max_rss": 1 << 40}):
         assert worker_recycle_due() is False
 
