@@ -105,7 +105,7 @@ WITH new AS (
   INSERT INTO taskapp_run (id, definition_id, task_name, task_version, status, state,
     state_entered_at, entry, input, data, cursor, error, metrics, idempotency_key,
     cancel_requested, created_at, start_at, finished_at, updated_at, deadline_at, wake_at,
-    lease_owner, lease_expires_at, version, signal)
+    lease_owner, lease_expires_at, version, signal, crashes, crash_error, claimed_at)
   SELECT encode(set_byte(overlay(uuid_send(gen_random_uuid()) PLACING
            substring(int8send((extract(epoch FROM t) * 1000)::bigint) FROM 3 FOR 6)
            FROM 1 FOR 6), 6, (get_byte(uuid_send(gen_random_uuid()), 6) & 15) | 112),
@@ -114,7 +114,7 @@ WITH new AS (
     CASE WHEN i %% 100 = 0 THEN 'charge' ELSE 'done' END,
     t + interval '1 second', 3, jsonb_build_object('n', i), '{"ok": true}', '{}', NULL, '{}',
     NULL, false, t, NULL, t + interval '1 second', t + interval '1 second', NULL, NULL, '',
-    NULL, 4, 0
+    NULL, 4, 0, 0, '', NULL
   FROM (SELECT i, now() - interval '1 minute' - i * interval '1 second' AS t
         FROM generate_series(%(lo)s, %(hi)s - 1) AS i) AS g
   RETURNING id, created_at
