@@ -22,6 +22,7 @@ from engine.language.model import (
     WaitCondition,
     WhenCondition,
 )
+from engine.language.validation import closure
 
 # A ``when`` predicate is code; past this many characters its label is cut (with "…"), and
 # the whole text stays in the edge's ``detail`` (a tooltip in SVG).
@@ -150,8 +151,8 @@ def _lints(task: TaskDef, edges: tuple[Edge, ...]) -> dict[str, tuple[Lint, ...]
     for edge in edges:
         forward[edge.source].add(edge.target)
         backward[edge.target].add(edge.source)
-    reachable = _closure(forward, {task.start_state} & forward.keys())
-    finishing = _closure(backward, {s.name for s in task.states if s.is_final})
+    reachable = closure(forward, {task.start_state} & forward.keys())
+    finishing = closure(backward, {s.name for s in task.states if s.is_final})
     lints: dict[str, tuple[Lint, ...]] = {}
     for name in task.state_names:
         found = [Lint.UNREACHABLE] if name not in reachable else []
@@ -160,14 +161,3 @@ def _lints(task: TaskDef, edges: tuple[Edge, ...]) -> dict[str, tuple[Lint, ...]
         if found:
             lints[name] = tuple(found)
     return lints
-
-
-def _closure(graph: dict[str, set[str]], start: set[str]) -> set[str]:
-    seen = set(start)
-    frontier = list(start)
-    while frontier:
-        for target in graph[frontier.pop()]:
-            if target not in seen:
-                seen.add(target)
-                frontier.append(target)
-    return seen

@@ -101,13 +101,13 @@ class _Checker:
             source = path.split(".")[1]
             if target in graph:
                 graph[source].add(target)
-        reachable = _closure(graph, {self.task.start_state} & set(graph))
+        reachable = closure(graph, {self.task.start_state} & set(graph))
         reverse: dict[str, set[str]] = {name: set() for name in self.names}
         for source, targets in graph.items():
             for target in targets:
                 reverse[target].add(source)
         finals = {state.name for state in self.task.states if state.is_final}
-        can_finish = _closure(reverse, finals)
+        can_finish = closure(reverse, finals)
         for state in self.task.states:
             self.report_reachability(state, state.name in reachable, state.name in can_finish)
 
@@ -202,7 +202,9 @@ def _listing(names: tuple[str, ...] | list[str], shown: int = 20) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def _closure(graph: dict[str, set[str]], start: set[str]) -> set[str]:
+def closure(graph: dict[str, set[str]], start: set[str]) -> set[str]:
+    """Every node reachable from ``start`` in ``graph`` (start included), without recursion:
+    a task may have a thousand states in a chain."""
     seen = set(start)
     frontier = list(start)
     while frontier:
