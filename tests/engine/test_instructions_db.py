@@ -11,33 +11,20 @@ import uuid
 from collections.abc import Iterator
 
 import psycopg2
-import pymysql
 import pytest
 
 from engine.errors import InstructionError
 from engine.instructions import ExecContext, db
 from engine.language.model import DbSpec
 from tests.engine.forking import in_child
-from tests.services import require_service
+from tests.services import MARIADB_URL, require_mariadb, require_service
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
+MYSQL_URL = MARIADB_URL
 
 
 def _pg_check() -> None:
     psycopg2.connect(PG_URL, connect_timeout=2).close()
-
-
-def require_mariadb() -> None:
-    """MariaDB up, with the database ``test`` (created when missing)."""
-
-    def check() -> None:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=2)
-        with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE IF NOT EXISTS test")
-        conn.close()
-
-    require_service("MariaDB at 127.0.0.1:3306 (user root, no password)", check)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
