@@ -18,9 +18,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-PACKAGE = "reach.stock"
+PACKAGE = "inventory.v1"
 SERVICE = f"{PACKAGE}.Stock"
-FILE_NAME = "reach/stock.proto"
+FILE_NAME = "inventory/v1/stock.proto"
 
 
 def file_proto() -> descriptor_pb2.FileDescriptorProto:

@@ -151,7 +151,7 @@ def test_unknown_methods_and_requests_that_do_not_fit_are_final(stock, ctx):
     assert not error.retryable
     assert "does not know the service 'reach.Nope'" in str(failure(ctx, method="reach.Nope/X"))
     error = failure(ctx, request={"colour": "red"})
-    assert "does not fit reach.stock.ReserveRequest" in str(error) and not error.retryable
+    assert "does not fit inventory.v1.ReserveRequest" in str(error) and not error.retryable
 
 
 def test_the_health_service_answers_through_reflection(stock, ctx):
