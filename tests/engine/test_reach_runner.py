@@ -149,3 +149,13 @@ def test_a_poll_attempt_that_errors_counts_and_the_poll_goes_on(runner, store, c
     (record,) = store.polls.values()
     assert record.attempts == 1 and "NOT_FOUND" in record.last_error
     assert not run.status.finished
+
+
+def test_a_poll_may_run_a_message_since_its_executor_answers_a_value():
+    from engine.instructions import gives_result
+    from engine.language import validate_text
+
+    check = "          message: {broker: redis, url: \"redis://127.0.0.1:6379/0\", to: pings}"
+    report = validate_text(poll_task(check, "result.receivers > 0"))
+    assert report.ok, [str(p) for p in report.problems]
+    assert gives_result("message") and not gives_result("set")
