@@ -69,6 +69,7 @@ class StockServer:
 
     port: int
     reflection: bool = True
+    tls: tuple[bytes, bytes] | None = None  # (private key, certificate) PEM: serve TLS
     unavailable_left: int = 0
     levels: dict[str, int] = field(default_factory=dict)
     calls: list[dict] = field(default_factory=list)
@@ -97,7 +98,10 @@ class StockServer:
         if self.reflection:
             reflection.enable_server_reflection(
                 (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        server.add_insecure_port(self.target)
+        if self.tls:
+            server.add_secure_port(self.target, grpc.ssl_server_credentials([self.tls]))
+        else:
+            server.add_insecure_port(self.target)
         server.start()
         self.server, self.types = server, types
         return self

@@ -4,6 +4,8 @@ onto the engine's error classes and retry policy."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from engine.backoff import should_retry
@@ -165,3 +167,23 @@ def test_a_connection_of_another_scheme_is_refused_naming_it(monkeypatch, ctx):
     assert "connection 'inventory' is a redis URL, which does not serve gRPC" in str(error)
     assert PASSWORD not in str(error)
 
+
+
+def test_grpcs_speaks_tls_verified_against_the_roots_grpc_is_given(monkeypatch, tmp_path, ctx):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60)
+    server = StockServer(free_port(), tls=(key.read_bytes(), cert.read_bytes())).start()
+    # gRPC's documented way to trust a private CA (read when the first TLS channel is made).
+    monkeypatch.setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", str(cert))
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpcs://localhost:{server.port}")
+    try:
+        assert reserve(ctx)["id"] == "r-A-1-2"
+        monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpc://localhost:{server.port}")
+        assert failure(ctx).error_class == "connection"  # plain text to a TLS port: refused
+    finally:
+        server.stop()
+        grpc_unary._CHANNELS.close_all()
