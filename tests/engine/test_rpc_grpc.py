@@ -187,3 +187,38 @@ def test_grpcs_speaks_tls_verified_against_the_roots_grpc_is_given(monkeypatch, 
     finally:
         server.stop()
         grpc_unary._CHANNELS.close_all()
+
+
+def test_a_reflection_service_that_never_answers_is_bounded_by_the_deadline(
+    monkeypatch, make_ctx
+):
+    import threading
+    import time
+    from concurrent import futures
+
+    import grpc
+
+    release = threading.Event()
+
+    def hang(requests, context):
+        release.wait(10)
+        return iter(())
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.stream_stream_rpc_method_handler(hang)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "grpc.reflection.v1alpha.ServerReflection", {"ServerReflectionInfo": handler}),))
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpc://127.0.0.1:{port}")
+    try:
+        started = time.monotonic()
+        error = failure(make_ctx(timeout=0.3))
+        assert time.monotonic() - started < 5
+        assert (error.error_class, error.retryable) == ("timeout", True)
+        assert "DEADLINE_EXCEEDED" in str(error)
+    finally:
+        release.set()
+        server.stop(grace=None).wait(5)
+        grpc_unary._CHANNELS.close_all()
