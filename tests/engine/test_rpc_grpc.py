@@ -222,3 +222,12 @@ def test_a_reflection_service_that_never_answers_is_bounded_by_the_deadline(
         release.set()
         server.stop(grace=None).wait(5)
         grpc_unary._CHANNELS.close_all()
+
+
+def test_a_response_over_the_result_limit_is_refused_before_decoding_and_final(stock):
+    from engine.instructions import ExecContext
+
+    ctx = ExecContext(render=lambda v: v, timeout=5, idempotency_key="k", max_result_bytes=16)
+    error = failure(ctx)
+    assert "larger than the limit on instruction results (MAX_RESULT_BYTES)" in str(error)
+    assert (error.error_class, error.retryable) == ("error", False)

@@ -10,8 +10,9 @@ and metadata. This module owns:
   (``engine.connections.Cache``). The channel's own retries are off: the instruction's retry
   policy is the one that retries, and history counts every attempt.
 - the call: the attempt's timeout is the call's deadline (sent to the server as
-  ``grpc-timeout``), the idempotency key travels as the ``idempotency-key`` metadata entry, and
-  reflection lookups are bounded by the same deadline.
+  ``grpc-timeout``), the idempotency key travels as the ``idempotency-key`` metadata entry,
+  reflection lookups are bounded by the same deadline, and a response larger than the
+  runner keeps (``MAX_RESULT_BYTES``) is refused by the channel before it is decoded.
 - the mapping of a status to an error class: UNAVAILABLE -> ``connection``,
   DEADLINE_EXCEEDED -> ``timeout``, RESOURCE_EXHAUSTED -> ``429``, ABORTED -> ``conflict``
   (retryable by the default policy); every other status -> ``status`` (final unless the
@@ -51,24 +52,34 @@ ERROR_CLASSES = {
     grpc.StatusCode.ABORTED: "conflict",
 }
 IDEMPOTENCY_METADATA = "idempotency-key"
-_CHANNEL_OPTIONS = (("grpc.enable_retries", 0),)
+_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.enable_retries", 0),)
+# How gRPC words the status of a response over max_receive_message_length.
+_TOO_LARGE = "Received message larger than max"
 
 _attempt = fork_safe_local()  # .timeout: the deadline of the attempt running on this thread
 
 
 @dataclass(slots=True)
 class _Target:
-    """An open channel, and what reflection has told us through it."""
+    """An open channel for calls, and the reflection channel beside it (opened when first
+    needed, without the calls' response size limit: a service's descriptors are not a
+    result) with what reflection has told us."""
 
+    address: str
+    credentials: grpc.ChannelCredentials | None
     channel: grpc.Channel
+    reflection: grpc.Channel | None = None
     methods: dict[str, grpc_schema.Method] = field(default_factory=dict)
     pool: descriptor_pool.DescriptorPool | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def close(self) -> None:
+        self.channel.close()
+        if self.reflection is not None:
+            self.reflection.close()
 
-_CHANNELS: connections.Cache[_Target] = connections.Cache(
-    close=lambda target: target.channel.close()
-)
+
+_CHANNELS: connections.Cache[_Target] = connections.Cache(close=_Target.close)
 
 
 def call(spec: RpcSpec, ctx: ExecContext) -> Any:
@@ -85,8 +96,8 @@ def call(spec: RpcSpec, ctx: ExecContext) -> Any:
     name = str(spec.connection)
     url = connections.url_of(name)
     connections.check_serves(name, url, "grpc")
-    key = (name, url)
-    target = _CHANNELS.get(key, lambda: _open(url))
+    key = (name, url, ctx.max_result_bytes)
+    target = _CHANNELS.get(key, lambda: _open(url, ctx.max_result_bytes))
     label = f"connection '{name}'"
     _attempt.timeout = ctx.timeout
     try:
@@ -111,6 +122,12 @@ def status_error(where: str, exc: grpc.RpcError, url: str, label: str) -> Instru
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else str(exc)) or ""
     details = connections.scrub(details, url, label)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
+        return instruction_error(  # our own limit, not the server's load: final
+            f"{where}: the response is larger than the limit on instruction results "
+            f"(MAX_RESULT_BYTES): {details}",
+            result={"code": code.name, "details": details},
+        )
     error_class = ERROR_CLASSES.get(code, "status")
     return instruction_error(
         f"{where}: {code.name}: {details or 'no details'}",
@@ -119,17 +136,23 @@ def status_error(where: str, exc: grpc.RpcError, url: str, label: str) -> Instru
     )
 
 
-def _open(url: str) -> _Target:
+def _open(url: str, max_result_bytes: int) -> _Target:
     parts = urlsplit(url)
     secure = parts.scheme == "grpcs"
     address = f"{parts.hostname}:{parts.port or (443 if secure else 50051)}"
-    if secure:
-        channel = grpc.secure_channel(
-            address, grpc.ssl_channel_credentials(), options=_CHANNEL_OPTIONS
-        )
-    else:
-        channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
-    return _Target(channel=channel)
+    credentials = grpc.ssl_channel_credentials() if secure else None
+    options = _CHANNEL_OPTIONS
+    if max_result_bytes > 0:
+        options += (("grpc.max_receive_message_length", max_result_bytes),)
+    return _Target(address, credentials, _channel(address, credentials, options))
+
+
+def _channel(
+    address: str, credentials: grpc.ChannelCredentials | None, options: tuple
+) -> grpc.Channel:
+    if credentials is not None:
+        return grpc.secure_channel(address, credentials, options=options)
+    return grpc.insecure_channel(address, options=options)
 
 
 def _method(target: _Target, spec: RpcSpec, label: str) -> grpc_schema.Method:
@@ -141,7 +164,9 @@ def _method(target: _Target, spec: RpcSpec, label: str) -> grpc_schema.Method:
         return found
     with target.lock:  # one reflection conversation per channel at a time
         if target.pool is None:
-            reflection = grpc.intercept_channel(target.channel, _ReflectionDeadline())
+            if target.reflection is None:
+                target.reflection = _channel(target.address, target.credentials, _CHANNEL_OPTIONS)
+            reflection = grpc.intercept_channel(target.reflection, _ReflectionDeadline())
             target.pool = descriptor_pool.DescriptorPool(
                 ProtoReflectionDescriptorDatabase(reflection)
             )
