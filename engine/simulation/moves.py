@@ -174,8 +174,8 @@ def _earliest_timer(task: TaskDef, state: State, deadline_left: timedelta | None
     for index, transition in enumerate(state.transitions):
         condition = transition.condition
         if transition.condition_kind == "wait" and condition.duration is not None:
-            timers.append((condition.duration, 1 + index, f"wait {format_duration(condition.duration)} to "
-                           f"'{transition.target}' fires first", transition.target, None))
+            how = f"wait {format_duration(condition.duration)} to '{transition.target}' fires"
+            timers.append((condition.duration, 1 + index, how, transition.target, None))
         if isinstance(condition, PollCondition):
             gives_up = _poll_gives_up(condition)
             if gives_up is not None:
@@ -184,8 +184,8 @@ def _earliest_timer(task: TaskDef, state: State, deadline_left: timedelta | None
                                None if condition.on_error else "failed"))
     timeout = task.timeout_for(state)
     if timeout is not None:
-        timers.append((timeout, 10**6 - 1, f"state timeout {format_duration(timeout)} passes", state.on_timeout,
-                       None if state.on_timeout else "timed_out"))
+        timers.append((timeout, 10**6 - 1, f"state timeout {format_duration(timeout)} passes",
+                       state.on_timeout, None if state.on_timeout else "timed_out"))
     if not timers:
         return None
     at, _, how, target, status = min(timers, key=lambda t: (t[0], t[1]))
