@@ -112,20 +112,30 @@ def _race(task: TaskDef, state: State, deadline_left: timedelta | None,
     for index, transition in enumerate(free_ones):
         move = _free_move(state, index, transition, ok, at_once=forced is not None)
         if move is not None:
-            found.moves.append(move)
+            found.moves.append(replace(move, assumes=_whens_fail(state, index) + move.assumes))
     if forced is not None:
         transition = state.transitions[forced]
         found.moves.append(Move(how=f"'{transition.condition_kind}' to "
                                 f"'{transition.target}' is taken at once",
-                                target=transition.target, replies=ok + _poll_keys(state, None)))
+                                target=transition.target, replies=ok + _poll_keys(state, None),
+                                assumes=_whens_fail(state, forced)))
         return
     timer = _earliest_timer(task, state, deadline_left)
     if timer is not None:
         found.moves.append(Move(how=timer[0], target=timer[1], status=timer[2], after=timer[3],
-                                replies=ok + _poll_keys(state, None)))
+                                replies=ok + _poll_keys(state, None),
+                                assumes=_whens_fail(state, None)))
         return
     if not any(t.condition_kind == "wait" for t in state.transitions):
         found.stuck.append(_stuck(state, ok))
+
+
+def _whens_fail(state: State, index: int | None) -> tuple[str, ...]:
+    """What a move assumes of the ``when``s that would win over it: every one declared
+    before ``index`` (all of them for a timer, None) does not hold."""
+    before = state.transitions if index is None else state.transitions[:index]
+    return tuple(f"not ({t.condition.predicate})" for t in before
+                 if t.condition_kind == "when")
 
 
 def _forced_at_once(state: State) -> int | None:

@@ -3,10 +3,11 @@
 The checker's scripts answer with empty results; a path that needs ``event.amount >=
 input.total`` or ``result.body.status == 'shipped'`` to hold needs values there. This
 module does not solve predicates: it finds the names they read from the world
-(``event.*``, ``result.*``, and ``data.<saved>.*`` written from an instruction's result or
-an event), and tries a few candidate values in all of them at once — the literals the
-predicates compare with, then a large number, true, and false. The caller keeps the first
-variant whose dry run ends where the path said; the rest stay unconfirmed.
+(``event.*``, ``result.*``, ``input.*``, and ``data.<saved>.*`` written from an
+instruction's result or an event), and tries a few candidate values in all of them at
+once: the literals the predicates compare with, then a large number, true, and false.
+The caller keeps the first variant whose dry run ends where the path said; the rest stay
+unconfirmed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from engine.language.model import PollCondition, SubscribeCondition, TaskDef
 
-_REF = re.compile(r"(?<![\w.])(event|result|data)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+_REF = re.compile(r"(?<![\w.])(event|result|data|input)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 _LITERAL = re.compile(r"'([^']*)'|\"([^\"]*)\"|(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])")
 _LARGE = 10**9
 MAX_VARIANTS = 8
@@ -121,6 +122,8 @@ def _place(script: dict[str, Any], saved: dict[str, tuple[str, str]], root: str,
            path: list[str], value: Any) -> None:
     if root == "event":
         _place_in_events(script, None, path, value)
+    elif root == "input":
+        script["input"] = _set(script.get("input"), path, value)
     elif root == "result":
         for reply in script.get("instructions", {}).values():
             _set_in_reply(reply, path, value)
