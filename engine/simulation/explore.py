@@ -264,6 +264,7 @@ def _try(task: TaskDef, finding: Finding, data: dict[str, Any]) -> bool:
     finding.confirmed = result.status == expect.get("status") and (
         "state" not in expect or result.state == expect["state"])
     if not finding.confirmed:
-        finding.observed = f"the dry run ended {result.status} in '{result.state}' " \
-                           f"({result.message})"
+        error = f": {result.error['message']}" if result.error else ""
+        finding.observed = (f"the dry run ended {result.status} in '{result.state}' "
+                            f"({result.message}{error})")
     return finding.confirmed

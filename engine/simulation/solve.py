@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from engine.language.model import PollCondition, SubscribeCondition, TaskDef
+from engine.language.model import PollCondition, SubscribeCondition, TaskDef, WaitCondition
 
 _REF = re.compile(r"(?<![\w.])(event|result|data|input)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 _LITERAL = re.compile(r"'([^']*)'|\"([^\"]*)\"|(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])")
@@ -47,11 +47,48 @@ def with_template_values(task: TaskDef, script: dict[str, Any]) -> dict[str, Any
     answers (``data.payment.reference`` in a request body): a template reading a value an
     empty reply lacks would fail the attempt, and the path with it."""
     variant = copy.deepcopy(script)
+    given = variant.get("input")
+    if given is None and task.input_schema:
+        variant["input"] = given = sample_input(task.input_schema)
     saved = _saved_from(task)
     for root, path in _template_refs(task):
-        if root == "data":
+        if root == "data" or (root == "input" and not _has(given, path)):
             _place(variant, saved, root, path, "simulated")
     return variant
+
+
+def _has(value: Any, path: list[str]) -> bool:
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return True
+
+
+def sample_input(schema: Any, depth: int = 0) -> Any:
+    """A small value that a JSON Schema's common forms accept: the required properties of
+    objects, ``minItems`` items of arrays, a number at ``minimum``, a string, an ``enum``'s
+    first value. Good enough to start a dry run; not a schema solver."""
+    if not isinstance(schema, dict) or depth > 16:
+        return None
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {name: sample_input(properties.get(name, {}), depth + 1)
+                for name in schema.get("required", []) if isinstance(name, str)}
+    if kind == "array":
+        return [sample_input(schema.get("items", {}), depth + 1)
+                for _ in range(min(int(schema.get("minItems", 0) or 0), 8))]
+    if kind in ("number", "integer"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    return "simulated"
 
 
 def _template_refs(task: TaskDef) -> list[tuple[str, list[str]]]:
@@ -63,6 +100,10 @@ def _template_refs(task: TaskDef) -> list[tuple[str, list[str]]]:
             condition = transition.condition
             if isinstance(condition, PollCondition):
                 _strings(condition.instruction.spec, texts)
+            elif isinstance(condition, SubscribeCondition):
+                texts.append(condition.correlate or "")
+            elif isinstance(condition, WaitCondition):
+                texts.append(condition.until or "")
     return [(root, path.lstrip(".").split(".")) for text in texts
             for root, path in _REF.findall(text)]
 
@@ -84,15 +125,63 @@ def _strings(value: Any, out: list[str], depth: int = 0) -> None:
             _strings(getattr(value, f.name), out, depth + 1)
 
 
+_COMPARED = re.compile(
+    r"(?<![\w.])(event|result|data|input)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*"
+    r"(==|!=|>=|<=|>|<|in)\s*('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?|\[[^\]]*\])")
+
+
+def aimed(predicates: tuple[str, ...]) -> dict[tuple[str, str], Any]:
+    """For each ``name op literal`` a predicate compares, a value that makes it hold (or
+    fail, under ``not (...)``): the simple comparisons task files write."""
+    values: dict[tuple[str, str], Any] = {}
+    for text in predicates:
+        negated = text.startswith("not (")
+        for root, path, op, literal in _COMPARED.findall(text):
+            value = _aim(op, _literal(literal), negated)
+            if value is not None:
+                values[(root, path)] = value
+    return values
+
+
+def _literal(text: str) -> Any:
+    if text.startswith("["):
+        items = [_literal(t.strip()) for t in text[1:-1].split(",") if t.strip()]
+        return items
+    if text[:1] in "'\"":
+        return text[1:-1]
+    return float(text) if "." in text else int(text)
+
+
+def _aim(op: str, literal: Any, negated: bool) -> Any:
+    if op == "in":
+        if not isinstance(literal, list) or not literal:
+            return None
+        return f"not-{literal[0]}" if negated else literal[0]
+    if isinstance(literal, str):
+        holds = op in ("==", ">=", "<=")
+        return literal if holds != negated else f"not-{literal}"
+    holds_with = {"==": literal, "!=": literal + 1, ">=": literal, "<=": literal,
+                  ">": literal + 1, "<": literal - 1}
+    fails_with = {"==": literal + 1, "!=": literal, ">=": literal - 1, "<=": literal + 1,
+                  ">": literal, "<": literal}
+    return (fails_with if negated else holds_with)[op]
+
+
 def variants(task: TaskDef, script: dict[str, Any], predicates: tuple[str, ...]
              ) -> Iterator[dict[str, Any]]:
-    """Copies of ``script`` with every world value the predicates read set to each
-    candidate in turn."""
+    """Copies of ``script`` with the world values the predicates read set: first each to
+    the value its comparison aims at, then all of them to each candidate in turn."""
     refs = [(root, path.lstrip(".").split(".")) for text in predicates
             for root, path in _REF.findall(text)]
     if not refs:
         return
     saved = _saved_from(task)
+    targets = aimed(predicates)
+    if targets:
+        variant = copy.deepcopy(script)
+        for (root, path), value in targets.items():
+            _place(variant, saved, root, path.lstrip(".").split("."), value)
+        yield variant
     for value in candidates(predicates):
         variant = copy.deepcopy(script)
         for root, path in refs:
