@@ -29,10 +29,13 @@ class Outside:
         execute: runs an instruction's attempt (instructions and poll attempts alike).
         environ: where ``secrets.NAME`` and named connections are read; None: the process
             environment.
+        log_runs: log each committed transition and the run's end (``async_states.runs``);
+            a dry run's history is its report, not a run an operator should see in logs.
     """
 
     execute: Execute = instructions.execute
     environ: Mapping[str, str] | None = None
+    log_runs: bool = True
 
 
 REAL = Outside()

@@ -56,7 +56,7 @@ class Step:
         self.run = run
         self.task = run.task
         self.secrets = secrets.Secrets(self.settings.secrets_prefix, environ=outside.environ)
-        self.batch = Batch()
+        self.batch = Batch(log=outside.log_runs)
         self.io_race = IORace(pool=pool, clock=clock)
         self.transitions = 0
         self.started = time.monotonic()

@@ -21,7 +21,7 @@ from engine.clock import FakeClock
 from engine.cursor import RunCursor
 from engine.errors import Problem
 from engine.forksafe import fork_safe_dict
-from engine.language.model import TaskDef
+from engine.language.model import PollCondition, TaskDef
 from engine.runner import EngineSettings, Runner
 from engine.runs import RunSnapshot, RunStatus
 from engine.simulation.bounds import Bound, Bounds, End
@@ -62,8 +62,27 @@ def simulate(
         Unscripted: an instruction was called that the script gives no reply for.
     """
     payload = script.input if input is None else input
+    _check_names(task, script)
     _check_input(task, payload, script.source)
     return _Driver(task, script, payload, bounds, settings or EngineSettings()).go()
+
+
+def _check_names(task: TaskDef, script: Script) -> None:
+    """Every reply under ``instructions:`` names an instruction of the task (``name`` or
+    ``state/name``): a misspelt name would otherwise be silently unused."""
+    known: set[str] = set()
+    for state in task.states:
+        names = [i.name for i in state.instructions] + [
+            t.condition.instruction.name for t in state.transitions
+            if isinstance(t.condition, PollCondition)]
+        known.update(names)
+        known.update(f"{state.name}/{name}" for name in names)
+    unknown = [key for key, _ in script.instructions if key not in known]
+    if unknown:
+        raise ScriptError([Problem(
+            script.source, 0, 0, f"instructions.{key}", f"task '{task.name}' has no "
+            f"instruction '{key}'; its instructions and polls: "
+            f"{', '.join(sorted(k for k in known if '/' in k)) or 'none'}") for key in unknown])
 
 
 def _check_input(task: TaskDef, payload: dict[str, Any], source: str) -> None:

@@ -68,7 +68,7 @@ class ScriptedWorld:
         self.calls: Counter[str] = Counter()  # replies handed out, by the key that matched
         self._lock = threading.Lock()  # poll attempts run in pool threads
         self._run: Any = None
-        self.outside = Outside(execute=self.execute,
+        self.outside = Outside(execute=self.execute, log_runs=False,
                                environ=StandInSecrets(dict(script.secrets), secrets_prefix))
 
     def watch(self, run: Any) -> None:
