@@ -191,6 +191,8 @@ class _Reader:
                    "calls": self._calls, "events": self._events, "expect": self._expect,
                    "description": self._description}
         for key, node in fields.items():
+            if key not in readers:
+                continue  # reported by mapping()
             value = readers[key](node, key)
             if value is not None:
                 parts[key] = value
@@ -269,7 +271,7 @@ class _Reader:
     def _error_reply(self, fields: dict[str, Node], plain: dict[str, Any], path: str
                      ) -> Reply | None:
         error_class = plain.get("class", "error")
-        if error_class not in ERROR_CLASSES:
+        if not isinstance(error_class, str) or error_class not in ERROR_CLASSES:
             self.problem(fields["class"], join(path, "class"), f"unknown error class "
                          f"'{error_class}'; known: {', '.join(sorted(ERROR_CLASSES))}")
             return None
@@ -345,12 +347,15 @@ class _Reader:
             return None
         plain = {k: v.plain() for k, v in fields.items()}
         status = plain.get("status")
-        if status is not None and status not in STATUSES:
+        if status is not None and (not isinstance(status, str) or status not in STATUSES):
             self.problem(fields["status"], join(path, "status"), f"unknown status "
                          f"'{status}'; known: {', '.join(sorted(STATUSES))}")
         data = plain.get("data")
         if data is not None and not isinstance(data, dict):
             self.problem(fields["data"], join(path, "data"), "expect.data must be a mapping")
             data = None
+        for key in ("state", "error"):
+            if key in plain and not isinstance(plain[key], str):
+                self.problem(fields[key], join(path, key), f"expect.{key} must be a string")
         return Expect(status=status, state=plain.get("state"), data=data,
                       error=plain.get("error"))

@@ -107,8 +107,9 @@ class ScriptedWorld:
         for index, rule in enumerate(self.script.calls):
             if _matches(rule, instruction.kind, target, method):
                 return self._nth(f"calls[{index}]", rule.replies)
+        spec = instruction.spec  # named as written: a rendered URL may carry a secret
         raise Unscripted(state=state, instruction=instruction.name, kind=instruction.kind,
-                         target=target or "-")
+                         target=str(getattr(spec, "url", None) or getattr(spec, "to", "-")))
 
     def _nth(self, key: str, replies: tuple[Reply, ...]) -> Reply:
         with self._lock:
