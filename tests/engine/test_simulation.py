@@ -147,7 +147,8 @@ states:
 
 
 def test_a_loop_with_no_exit_hits_the_transitions_bound():
-    result = simulate(load_text(LOOP), parse_script("input: {stop: false}"), bounds=Bounds(max_transitions=500))
+    result = simulate(load_text(LOOP), parse_script("input: {stop: false}"),
+                      bounds=Bounds(max_transitions=500))
     assert (result.end, result.bound) == (End.BOUND, Bound.TRANSITIONS)
     assert "loop with no exit" in result.message and result.status == "waiting"
 
@@ -158,7 +159,8 @@ def test_a_timer_loop_hits_the_virtual_time_and_step_bounds():
     result = simulate(task, parse_script("{input: {stop: false}, until: 100d}"),
                       bounds=Bounds(max_virtual=timedelta(days=2), max_transitions=10_000))
     assert (result.end, result.bound) == (End.BOUND, Bound.VIRTUAL_TIME)
-    result = simulate(task, parse_script("{input: {stop: false}, until: 100d}"), bounds=Bounds(max_steps=5))
+    result = simulate(task, parse_script("{input: {stop: false}, until: 100d}"),
+                      bounds=Bounds(max_steps=5))
     assert (result.bound, result.steps) == (Bound.STEPS, 5)
 
 
@@ -285,7 +287,6 @@ def test_a_poll_takes_the_first_attempt_that_holds_or_gives_up_after_its_maximum
 def test_the_earliest_matching_payment_wins_the_race_with_the_one_day_wait(offsets):
     events = [{"at": f"{s}s", "name": "payment.received", "correlation": "o-1",
                "data": {"amount": 30, "reference": f"r{s}"}} for s in offsets]
-    data = parse_script(PAID_AND_SHIPPED).__class__  # noqa: F841 - the type, for readers
     script = script_from_data({
         "input": {"order_id": "o-1", "items": [{"sku": "a", "qty": 1}]},
         "instructions": {"create_order": {"status": 201, "body": {"total": 30}},
