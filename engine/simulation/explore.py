@@ -28,8 +28,9 @@ from engine.simulation.script import DEFAULT_START, script_from_data
 from engine.simulation.solve import variants, with_template_values
 
 # How far past the last move a script for a stuck way runs: long enough to show nothing
-# more happens, short enough that the dry run is instant.
-STUCK_HORIZON = timedelta(days=30)
+# more happens, short enough that the dry run is quick (a poll every minute is 1,440
+# steps a day, under the default bound of steps).
+STUCK_HORIZON = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)

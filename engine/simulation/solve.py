@@ -50,9 +50,11 @@ def with_template_values(task: TaskDef, script: dict[str, Any]) -> dict[str, Any
     given = variant.get("input")
     if given is None and task.input_schema:
         variant["input"] = given = sample_input(task.input_schema)
+    declared = set((task.input_schema or {}).get("properties") or {})
     saved = _saved_from(task)
     for root, path in _template_refs(task):
-        if root == "data" or (root == "input" and not _has(given, path)):
+        if root == "data" or (root == "input" and not _has(given, path)
+                              and path[0] not in declared):  # the schema's say stands
             _place(variant, saved, root, path, "simulated")
     return variant
 
