@@ -45,5 +45,7 @@ class Bounds:
     max_transitions: int = 1_000
     max_virtual: timedelta = timedelta(days=3_660)
     max_wall_seconds: float = 10.0
-    max_data_bytes: int = 1_048_576
-    max_result_bytes: int = 262_144
+    # As a deployment's defaults (MAX_DATA_BYTES, MAX_RESULT_BYTES): a dry run refuses what
+    # a real run would, and its memory stays bounded when the settings turn a limit off.
+    max_data_bytes: int = 4 * 1024 * 1024
+    max_result_bytes: int = 2 * 1024 * 1024

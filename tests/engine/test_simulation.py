@@ -185,7 +185,7 @@ states:
   done: {final: succeeded}
 """)
     script = script_from_data({"instructions": {"fetch": {"result": "x" * 300_000}}})
-    result = simulate(task, script)
+    result = simulate(task, script, bounds=Bounds(max_result_bytes=100_000))
     assert result.status == "failed" and "MAX_RESULT_BYTES" in result.attempts[0].error
 
 
