@@ -124,7 +124,9 @@ class ScriptedWorld:
                                     f"{reply.error}", reply.error_class)
         if reply.status is None:
             return reply.result
-        result = {"status": reply.status, "headers": dict(reply.headers), "body": reply.body}
+        # The shape of a real response (engine.instructions.http.send); no time passes.
+        result = {"status": reply.status, "headers": dict(reply.headers), "body": reply.body,
+                  "elapsed_ms": 0.0}
         spec = instruction.spec
         check_status(str(getattr(spec, "method", "GET")),
                      shown_url(str(getattr(spec, "url", "")), getattr(spec, "query", ())),
