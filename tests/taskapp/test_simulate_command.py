@@ -126,3 +126,8 @@ def test_explore_reports_stuck_ways_as_json(folder):
     (stuck,) = report["stuck"]
     assert (stuck["kind"], stuck["state"], stuck["confirmed"]) == ("unsent_event", "w", True)
     assert stuck["script"]["expect"] == {"status": "waiting", "state": "w"}
+
+
+def test_the_scripts_kept_beside_the_shipped_tasks_hold():
+    root = DOC.parents[1]
+    assert "checked 5 script(s): 5 ok, 0 failed" in run("--check", str(root / "taskdefs"))
