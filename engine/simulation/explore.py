@@ -23,7 +23,7 @@ from engine.language.model import TaskDef
 from engine.simulation.bounds import Bounds
 from engine.simulation.driver import simulate
 from engine.simulation.errors import SimulationError
-from engine.simulation.moves import Move, moves_of
+from engine.simulation.moves import Move, events_waited, moves_of
 from engine.simulation.script import DEFAULT_START, script_from_data
 from engine.simulation.solve import variants, with_template_values
 
@@ -150,7 +150,7 @@ class _Search:
         task = self.task
         self.report.states_seen += 1
         left = task.deadline - at if task.deadline is not None else None
-        options = moves_of(task, task.state(name), left)
+        options = moves_of(task, task.state(name), left, self._watched(self.seen[name]))
         self.edges[name] = set()
         for move in options.moves:
             self.report.moves_seen += 1
@@ -163,6 +163,16 @@ class _Search:
             path = [*self.seen[name], step]
             _note(self.found, Finding(stuck.kind, name, "waiting", stuck.message, path, {},
                                       _assumed(path[:-1]) + stuck.assumes))
+
+    def _watched(self, path: list[Step]) -> frozenset[str]:
+        """Events waited for by the states the path was in at its last moment (the one it
+        left then included: an event arriving as it is left is still its to take)."""
+        found: set[str] = set()
+        for step in reversed(path):
+            found |= events_waited(self.task.state(step.state))
+            if step.move.after > timedelta(0):
+                break
+        return frozenset(found)
 
     def _follow(self, name: str, step: Step) -> None:
         move, path = step.move, [*self.seen[name], step]
@@ -219,7 +229,8 @@ def script_for(task: TaskDef, finding: Finding, input: dict[str, Any] | None) ->
     for step in finding.path:
         replies.update(dict(step.move.replies))
         if step.move.event is not None:
-            events.append({"at": _duration(step.at), "name": step.move.event})
+            events.append({"at": _duration(step.at + step.move.event_after),
+                           "name": step.move.event})
     last = finding.path[-1]
     script: dict[str, Any] = {"start": to_iso(DEFAULT_START)}
     if input:

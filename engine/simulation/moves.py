@@ -38,7 +38,7 @@ class Move:
         status: how the run ends when ``target`` is None (failed, timed_out).
         after: virtual time from the state's entry to the move.
         replies: ``state/instruction`` -> a reply (the script's form) for this entry.
-        event: the name of an event that must arrive as the state is armed.
+        event: the name of an event that must arrive ``event_after`` the state's entry.
         assumes: predicates the script must make hold (or not) for this move.
     """
 
@@ -48,7 +48,15 @@ class Move:
     after: timedelta = timedelta(0)
     replies: tuple[tuple[str, dict[str, Any]], ...] = ()
     event: str | None = None
+    event_after: timedelta = timedelta(0)
     assumes: tuple[str, ...] = ()
+
+
+# An event that must win a race arrives this long after the state's entry: after the run
+# left every earlier state (which may wait for an event of the same name at the same
+# virtual moment), before any timer. One that must beat a transition taken at once arrives
+# with the entry itself (it is found buffered when the state is armed).
+EVENT_AFTER_ENTRY = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +84,12 @@ FAILURE = {"error": "scripted failure", "class": "error"}  # not retryable: fail
 NOT_YET = {"error": "scripted: not yet", "class": "5xx"}  # a poll attempt that does not hold
 
 
-def moves_of(task: TaskDef, state: State, deadline_left: timedelta | None) -> StateMoves:
+def moves_of(task: TaskDef, state: State, deadline_left: timedelta | None,
+             watched: frozenset[str] = frozenset()) -> StateMoves:
     """Every way out of ``state`` (entered with ``deadline_left`` before the run's
-    deadline, None: no deadline), and every way it can get stuck."""
+    deadline, None: no deadline), and every way it can get stuck. ``watched``: events that
+    states passed through at this same virtual moment waited for; one of those cannot be
+    found already buffered here (it would have moved the run there)."""
     found = StateMoves()
     ok: list[tuple[str, dict[str, Any]]] = []
     for instruction in state.instructions:
@@ -90,7 +101,7 @@ def moves_of(task: TaskDef, state: State, deadline_left: timedelta | None) -> St
             target=instruction.on_error, status=None if instruction.on_error else "failed",
             replies=(*ok, (key, FAILURE))))
         ok.append((key, success(instruction)))
-    _race(task, state, deadline_left, tuple(ok), found)
+    _race(task, state, deadline_left, tuple(ok), found, watched)
     return found
 
 
@@ -106,11 +117,14 @@ def _poll_keys(state: State, winner: int | None) -> tuple[tuple[str, dict[str, A
 
 
 def _race(task: TaskDef, state: State, deadline_left: timedelta | None,
-          ok: tuple[tuple[str, dict[str, Any]], ...], found: StateMoves) -> None:
+          ok: tuple[tuple[str, dict[str, Any]], ...], found: StateMoves,
+          watched: frozenset[str]) -> None:
     forced = _forced_at_once(state)
     free_ones = state.transitions if forced is None else state.transitions[:forced]
     for index, transition in enumerate(free_ones):
         move = _free_move(state, index, transition, ok, at_once=forced is not None)
+        if move is not None and forced is not None and move.event in watched:
+            continue  # it would have been taken in an earlier state of this moment
         if move is not None:
             found.moves.append(replace(move, assumes=_whens_fail(state, index) + move.assumes))
     if forced is not None:
@@ -128,6 +142,12 @@ def _race(task: TaskDef, state: State, deadline_left: timedelta | None,
         return
     if not any(t.condition_kind == "wait" for t in state.transitions):
         found.stuck.append(_stuck(state, ok))
+
+
+def events_waited(state: State) -> frozenset[str]:
+    """The events ``state`` subscribes to."""
+    return frozenset(e for t in state.transitions
+                     if (e := getattr(t.condition, "event", None)) is not None)
 
 
 def _whens_fail(state: State, index: int | None) -> tuple[str, ...]:
@@ -170,8 +190,24 @@ def _free_move(state: State, index: int, transition: Transition,
                     replies=replies, assumes=(f"{condition.until} renders to a time now",))
     event = getattr(condition, "event", None) or kind
     match = getattr(condition, "match", None)
+    if _shadowed(state, index, event):
+        return None
     return Move(how=f"event '{event}' arrives first", target=target, replies=replies,
-                event=event, assumes=(match,) if match else ())
+                event=event, event_after=(after := timedelta(0) if at_once
+                                          else EVENT_AFTER_ENTRY), after=after,
+                assumes=(match,) if match else ())
+
+
+def _shadowed(state: State, index: int, event: str) -> bool:
+    """Whether an earlier transition takes every event of this name first: one subscribed
+    to it with the same correlation and no ``match`` (ties go to the earlier-declared)."""
+    mine = state.transitions[index].condition
+    for transition in state.transitions[:index]:
+        other = transition.condition
+        if (getattr(other, "event", None) == event and not getattr(other, "match", None)
+                and getattr(other, "correlate", None) == getattr(mine, "correlate", None)):
+            return True
+    return False
 
 
 def _earliest_timer(task: TaskDef, state: State, deadline_left: timedelta | None

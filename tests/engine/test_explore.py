@@ -8,8 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from engine.language import load_file, load_text
+from engine.language import load_file, load_text, validate_text
 from engine.simulation import parse_script, script_from_data, simulate
 from engine.simulation.check import is_script
 from engine.simulation.explore import explore
@@ -119,7 +122,7 @@ states:
     # can never win, and are not reported.
     assert set(ends) == {"paid", "shipped", "lost"}
     assert all(f.confirmed for f in report.ends), report.to_text()
-    assert ends["paid"].script["events"] == [{"at": "0s", "name": "paid"}]
+    assert ends["paid"].script["events"] == [{"at": "1ms", "name": "paid"}]
 
 
 def test_aimed_values_make_simple_comparisons_hold_or_fail():
@@ -138,6 +141,60 @@ def test_sample_input_fills_the_required_properties():
 
 def test_a_generated_script_reads_back_as_a_script():
     report = explore(load_file(ROOT / "taskdefs/order_approval.yaml"))
-    import yaml
     for finding in report.ends:
         assert parse_script(yaml.safe_dump(finding.script)).expect is not None
+
+
+# ---------------------------------------------------------------------------- properties
+
+_CONDITIONS = st.sampled_from(["always", "wait 1h", "wait 2h", "event a", "event b",
+                               "when x", "poll"])
+
+
+@st.composite
+def small_tasks(draw):
+    """Tasks of 1-4 working states and two final ones, every state reachable (a chain),
+    each with 1-3 transitions of any kind, maybe a timeout."""
+    count = draw(st.integers(1, 4))
+    names = [f"s{i}" for i in range(count)]
+    targets = names + ["ok", "ko"]
+    lines = ["name: small", "version: 1", "start_state: s0", "states:"]
+    for i, name in enumerate(names):
+        kinds = draw(st.lists(_CONDITIONS, min_size=1, max_size=3))
+        chain = names[i + 1] if i + 1 < count else "ok"
+        lines.append(f"  {name}:")
+        if draw(st.booleans()):
+            lines.append(f"    timeout: 90m\n    on_timeout: {draw(st.sampled_from(targets))}")
+        lines.append("    transitions:")
+        for j, kind in enumerate(kinds):
+            target = chain if j == 0 else draw(st.sampled_from(targets))
+            lines.append(f"      - to: {target}")
+            lines.extend(_condition(kind, j))
+    lines += ["  ok: {final: succeeded}", "  ko: {final: failed}"]
+    return "\n".join(lines) + "\n"
+
+
+def _condition(kind: str, index: int) -> list[str]:
+    if kind.startswith("wait"):
+        return [f"        wait: {kind.split()[1]}"]
+    if kind.startswith("event"):
+        return [f"        subscribe: {{event: {kind.split()[1]}}}"]
+    if kind == "when":
+        return ["        when: 'input.flag'"]
+    if kind == "poll":
+        return [f"        poll: {{name: p{index}, http: {{url: 'https://x.example'}}, "
+                "every: 20m, until: 'result.body.done', max_attempts: 3}"]
+    return []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_tasks())
+def test_every_path_the_checker_reports_is_one_the_runner_takes(text):
+    """The checker's model of the race against the runner itself: every end and stuck way
+    it reports for a random small task, its script makes the real runner reach."""
+    report = validate_text(text)
+    assume(report.ok)
+    exploration = explore(report.task, input={"flag": False})
+    assert not exploration.bounded
+    for finding in exploration.ends + exploration.stuck:
+        assert finding.confirmed, (text, exploration.to_text())

@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.management import CommandError, call_command
 
 from engine.language import load_text
@@ -56,6 +57,13 @@ def test_the_docs_yaml_blocks_are_a_task_and_scripts_that_hold():
         script = parse_script(text, "simulate.md")
         result = simulate(task, script)
         assert mismatches(script.expect, result) == [], result.to_text()
+
+
+def test_the_docs_generated_script_is_the_checkers(folder):
+    report = json.loads(run("--explore", "refund.yaml", "--input",
+                            '{"payment_id": "P-7", "amount": 25}', "--json"))
+    (refunded,) = [f for f in report["ends"] if f["state"] == "refunded"]
+    assert yaml.safe_load(blocks("yaml")[2]) == refunded["script"]
 
 
 @pytest.mark.parametrize("index", range(3))
