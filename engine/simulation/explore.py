@@ -23,7 +23,7 @@ from engine.language.model import TaskDef
 from engine.simulation.bounds import Bounds
 from engine.simulation.driver import simulate
 from engine.simulation.errors import SimulationError
-from engine.simulation.moves import Move, events_waited, moves_of
+from engine.simulation.moves import Move, all_succeed, events_waited, moves_of
 from engine.simulation.script import DEFAULT_START, script_from_data
 from engine.simulation.solve import variants, with_template_values
 
@@ -152,6 +152,8 @@ class _Search:
         left = task.deadline - at if task.deadline is not None else None
         options = moves_of(task, task.state(name), left, self._watched(self.seen[name]))
         self.edges[name] = set()
+        if task.deadline is not None and options.waits:
+            self.ending.add(name)  # time passes here: a loop through it ends by the deadline
         for move in options.moves:
             self.report.moves_seen += 1
             if self.report.moves_seen > self.max_moves:
@@ -231,6 +233,8 @@ def script_for(task: TaskDef, finding: Finding, input: dict[str, Any] | None) ->
         if step.move.event is not None:
             events.append({"at": _duration(step.at + step.move.event_after),
                            "name": step.move.event})
+    if finding.kind == "no_exit_loop":  # the run goes round: answer the loop's calls too
+        replies = {**all_succeed(task), **replies}
     last = finding.path[-1]
     script: dict[str, Any] = {"start": to_iso(DEFAULT_START)}
     if input:

@@ -4,6 +4,7 @@ tests/taskdefs/stuck/, whose first line names what must be found."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -154,15 +155,25 @@ _CONDITIONS = st.sampled_from(["always", "wait 1h", "wait 2h", "event a", "event
 @st.composite
 def small_tasks(draw):
     """Tasks of 1-4 working states and two final ones, every state reachable (a chain),
-    each with 1-3 transitions of any kind, maybe a timeout."""
+    each with 1-3 transitions of any kind, maybe an instruction, a timeout, a deadline.
+    ``EXPLORE_EXAMPLES=4000`` runs a longer campaign."""
     count = draw(st.integers(1, 4))
     names = [f"s{i}" for i in range(count)]
     targets = names + ["ok", "ko"]
-    lines = ["name: small", "version: 1", "start_state: s0", "states:"]
+    lines = ["name: small", "version: 1", "start_state: s0"]
+    if draw(st.booleans()):
+        lines.append(f"deadline: {draw(st.sampled_from(['30m', '1h', '3h']))}")
+    lines.append("states:")
     for i, name in enumerate(names):
         kinds = draw(st.lists(_CONDITIONS, min_size=1, max_size=3))
         chain = names[i + 1] if i + 1 < count else "ok"
         lines.append(f"  {name}:")
+        if draw(st.booleans()):
+            on_error = draw(st.sampled_from([None, *targets]))
+            lines.append(f"    instructions:\n      - name: call{i}\n"
+                         f"        http: {{url: 'https://x.example/{i}'}}")
+            if on_error:
+                lines.append(f"        on_error: {on_error}")
         if draw(st.booleans()):
             lines.append(f"    timeout: 90m\n    on_timeout: {draw(st.sampled_from(targets))}")
         lines.append("    transitions:")
@@ -187,7 +198,8 @@ def _condition(kind: str, index: int) -> list[str]:
     return []
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get('EXPLORE_EXAMPLES', '60')), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(small_tasks())
 def test_every_path_the_checker_reports_is_one_the_runner_takes(text):
     """The checker's model of the race against the runner itself: every end and stuck way
