@@ -302,8 +302,10 @@ class _Reader:
         fields = self.mapping(node, path, CALL_KEYS, "a call rule")
         if fields is None:
             return None
-        kind = self.text(fields["kind"], join(path, "kind"), "kind") if "kind" in fields \
-            else self.problem(node, path, "a call rule needs a kind (http, rpc, db, message)")
+        if "kind" not in fields:
+            self.problem(node, path, "a call rule needs a kind (http, rpc, db, message)")
+            return None
+        kind = self.text(fields["kind"], join(path, "kind"), "kind")
         answers = [k for k in ("reply", "replies") if k in fields]
         if len(answers) != 1:
             self.problem(node, path, "a call rule needs reply (one) or replies (a list)")

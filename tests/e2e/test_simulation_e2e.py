@@ -8,11 +8,12 @@ run reads the same script. Both run the same task file.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from engine.language import load_text
-from engine.simulation import script_from_data, simulate
+from engine.simulation import parse_script, script_from_data, simulate
 from taskapp import models
 from taskapp.services import event_send, run_start
 from tests.e2e.conftest import path_of, wait_for
@@ -164,3 +165,17 @@ def test_an_event_after_a_wrong_one_matches_the_dry_run(cluster, far_end, load):
     # Times differ by when the test got to send the events; the rest is the same.
     _same_history(run, dry, time_in_state=False)
     assert run.data == {"payment": {"amount": 12}}
+
+
+def test_the_kept_script_of_a_shipped_task_matches_the_cluster(cluster, far_end, load):
+    """taskdefs/hello.sim.yaml, as `simulate --check taskdefs` runs it, and the same input
+    started on the cluster."""
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "taskdefs" / "hello.yaml").read_text()
+    script = parse_script((root / "taskdefs" / "hello.sim.yaml").read_text())
+    load(text)
+    run, _ = run_start(task="hello", input=script.input)
+    run = wait_for(run.pk)
+    dry = simulate(load_text(text), script)
+    _same_history(run, dry)
+    assert run.data == dry.data == {"greeting": "HELLO ADA LOVELACE-BYRON!", "loud": True}
