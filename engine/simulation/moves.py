@@ -205,10 +205,9 @@ def _free_move(state: State, index: int, transition: Transition,
     match = getattr(condition, "match", None)
     if _shadowed(state, index, event):
         return None
+    after = timedelta(0) if at_once else EVENT_AFTER_ENTRY
     return Move(how=f"event '{event}' arrives first", target=target, replies=replies,
-                event=event, event_after=(after := timedelta(0) if at_once
-                                          else EVENT_AFTER_ENTRY), after=after,
-                assumes=(match,) if match else ())
+                event=event, event_after=after, after=after, assumes=(match,) if match else ())
 
 
 def _shadowed(state: State, index: int, event: str) -> bool:
