@@ -177,18 +177,39 @@ def variants(task: TaskDef, script: dict[str, Any], predicates: tuple[str, ...]
             for root, path in _REF.findall(text)]
     if not refs:
         return
-    saved = _saved_from(task)
-    targets = aimed(predicates)
+    saved, owners = _saved_from(task), _poll_owners(task)
+    targets = [(owners.get(_bare(text)), root, path, value) for text in predicates
+               for (root, path), value in aimed((text,)).items()]
     if targets:
         variant = copy.deepcopy(script)
-        for (root, path), value in targets.items():
-            _place(variant, saved, root, path.lstrip(".").split("."), value)
+        for owner, root, path, value in targets:
+            _place(variant, saved, root, path.lstrip(".").split("."), value, owner)
         yield variant
+    owned = [(owners.get(_bare(text)), root, path.lstrip(".").split(".")) for text in predicates
+             for root, path in _REF.findall(text)]
     for value in candidates(predicates):
         variant = copy.deepcopy(script)
-        for root, path in refs:
-            _place(variant, saved, root, path, value)
+        for owner, root, path in owned:
+            _place(variant, saved, root, path, value, owner)
         yield variant
+
+
+def _bare(predicate: str) -> str:
+    """The predicate a move assumes, without the ``not (...)`` of one assumed to fail."""
+    return predicate[5:-1] if predicate.startswith("not (") else predicate
+
+
+def _poll_owners(task: TaskDef) -> dict[str, tuple[str, ...]]:
+    """A poll's ``until`` -> the replies (``state/instruction``) whose ``result`` it reads:
+    two polls of one task may both test ``result.status``, each against its own answer."""
+    owners: dict[str, tuple[str, ...]] = {}
+    for state in task.states:
+        for transition in state.transitions:
+            condition = transition.condition
+            if isinstance(condition, PollCondition) and condition.until:
+                key = f"{state.name}/{condition.instruction.name}"
+                owners[condition.until] = (*owners.get(condition.until, ()), key)
+    return owners
 
 
 def _saved_from(task: TaskDef) -> dict[str, tuple[str, str]]:
@@ -210,14 +231,17 @@ def _saved_from(task: TaskDef) -> dict[str, tuple[str, str]]:
 
 
 def _place(script: dict[str, Any], saved: dict[str, tuple[str, str]], root: str,
-           path: list[str], value: Any) -> None:
+           path: list[str], value: Any, owner: tuple[str, ...] | None = None) -> None:
+    """Set ``value`` where the script answers ``root.path``; a poll's ``result`` only in
+    the replies of ``owner`` (the polls whose ``until`` reads it), when known."""
     if root == "event":
         _place_in_events(script, None, path, value)
     elif root == "input":
         script["input"] = _set(script.get("input"), path, value)
     elif root == "result":
-        for reply in script.get("instructions", {}).values():
-            _set_in_reply(reply, path, value)
+        for key, reply in script.get("instructions", {}).items():
+            if owner is None or key in owner:
+                _set_in_reply(reply, path, value)
     elif path and path[0] in saved:
         where, name = saved[path[0]]
         if where == "event":
