@@ -11,10 +11,17 @@ from datetime import datetime
 
 from django.db.models import Count
 
-from taskapp.models import Run, TaskDefinition, Transition
+from taskapp.models import (
+    EventConsumption,
+    InstructionAttempt,
+    PollRecord,
+    Run,
+    TaskDefinition,
+    Transition,
+)
 
-RUN_FIELDS = ("id", "task_name", "task_version", "status", "state", "created_at",
-              "updated_at", "finished_at")
+RUN_FIELDS = ("id", "task_name", "task_version", "status", "state", "state_entered_at",
+              "created_at", "updated_at", "finished_at")
 TRANSITION_FIELDS = ("run_id", "seq", "from_state", "to_state", "trigger", "condition_kind",
                      "at", "time_in_state")
 
@@ -90,3 +97,36 @@ def transitions_after(run_id: object, seq: int, limit: int = 500) -> list[dict]:
     fields = TRANSITION_FIELDS[1:]
     return list(Transition.objects.filter(run_id=run_id, seq__gt=seq).order_by("seq")
                 .values(*fields)[:limit])
+
+
+# ---------------------------------------------------------------------------- one run
+
+# A run page shows at most this many rows of each history (the newest); the API pages through
+# all of them (``/api/runs/{id}/attempts/``).
+HISTORY_LIMIT = 200
+
+
+def run_get(run_id: object) -> Run | None:
+    return Run.objects.filter(pk=run_id).first()
+
+
+def run_transitions(run_id: object) -> list[Transition]:
+    return list(Transition.objects.filter(run_id=run_id).order_by("seq"))
+
+
+def run_attempts(run_id: object, limit: int = HISTORY_LIMIT) -> list[InstructionAttempt]:
+    """The newest ``limit`` instruction attempts, oldest first."""
+    rows = InstructionAttempt.objects.filter(run_id=run_id).order_by("-started_at", "-id")
+    return list(reversed(rows[:limit]))
+
+
+def run_polls(run_id: object, limit: int = HISTORY_LIMIT) -> list[PollRecord]:
+    rows = PollRecord.objects.filter(run_id=run_id).order_by("-entry", "-transition_index")
+    return list(reversed(rows[:limit]))
+
+
+def run_events_taken(run_id: object, limit: int = HISTORY_LIMIT) -> list[EventConsumption]:
+    """The events the run took, with the event (one join), oldest first."""
+    rows = (EventConsumption.objects.filter(run_id=run_id).select_related("event")
+            .order_by("-at", "-id"))
+    return list(reversed(rows[:limit]))

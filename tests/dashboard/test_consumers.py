@@ -199,8 +199,8 @@ def test_run_changed_signal_reaches_the_client_through_the_redis_layer(session_c
         message = await next_run(socket, id=run_id)
         assert message == {
             "type": "run", "id": run_id, "task": "hello", "version": 3, "status": "waiting",
-            "state": "pause", "created_at": now.isoformat(), "updated_at": now.isoformat(),
-            "finished_at": None,
+            "state": "pause", "state_entered_at": now.isoformat(),
+            "created_at": now.isoformat(), "updated_at": now.isoformat(), "finished_at": None,
             "transitions": [{"seq": 2, "from_state": "greeting", "to_state": "pause",
                              "trigger": "condition", "condition_kind": "always",
                              "at": now.isoformat(), "time_in_state": 0.01}]}
