@@ -70,8 +70,9 @@ def filtered(params: QueryDict) -> tuple[QuerySet[Run], RunFilter]:
 
 
 def page(runs: QuerySet[Run], *, before: str = "", after: str = "",
-         size: int = PAGE_SIZE) -> Page:
+         size: int | None = None) -> Page:
     """The ``size`` runs older than ``before`` (or newer than ``after``; neither: the newest)."""
+    size = size or PAGE_SIZE
     if after:
         mark = Position.parse(after)
         rows = list(runs.filter(_newer(mark)).order_by("created_at", "id")[:size + 1])
