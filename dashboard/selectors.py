@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count
+from django.db.models import Avg, Count
+from django.db.models.functions import TruncMinute
 
 from taskapp.models import (
     EventConsumption,
@@ -130,3 +131,43 @@ def run_events_taken(run_id: object, limit: int = HISTORY_LIMIT) -> list[EventCo
     rows = (EventConsumption.objects.filter(run_id=run_id).select_related("event")
             .order_by("-at", "-id"))
     return list(reversed(rows[:limit]))
+
+
+# ---------------------------------------------------------------------------- overview
+
+
+def transitions_per_minute(start: datetime) -> dict[datetime, int]:
+    """Transitions committed since ``start`` (index ``transition_at``), per minute."""
+    rows = (Transition.objects.filter(at__gte=start).annotate(minute=TruncMinute("at"))
+            .values("minute").annotate(n=Count("id")).order_by())
+    return {row["minute"]: row["n"] for row in rows}
+
+
+def runs_finished_since(start: datetime, limit: int) -> list[dict]:
+    """Runs finished since ``start`` (index ``run_finished``): status and times, newest first."""
+    return list(Run.objects.filter(finished_at__gte=start).order_by("-finished_at")
+                .values("status", "created_at", "start_at", "finished_at")[:limit])
+
+
+def runs_ended_badly(statuses: Iterable[str], limit: int) -> list[Run]:
+    """The newest runs that failed or timed out (index ``run_finished``)."""
+    return list(Run.objects.filter(status__in=list(statuses), finished_at__isnull=False)
+                .order_by("-finished_at")[:limit])
+
+
+def runs_in_state_since(statuses: Iterable[str], before: datetime, limit: int) -> list[Run]:
+    """Active runs that entered their state before ``before``, longest first."""
+    return list(Run.objects.filter(status__in=list(statuses), state_entered_at__lt=before)
+                .order_by("state_entered_at")[:limit])
+
+
+def usual_time_in_state(since: datetime, states: Iterable[tuple[str, str]]) -> dict:
+    """Per (task, state): the mean time runs spent in it and how many left it since ``since``."""
+    states = list(states)
+    if not states:
+        return {}
+    rows = (Transition.objects.filter(at__gte=since, from_state__in={s for _, s in states},
+                                      run__task_name__in={t for t, _ in states})
+            .values("run__task_name", "from_state")
+            .annotate(mean=Avg("time_in_state"), n=Count("id")).order_by())
+    return {(r["run__task_name"], r["from_state"]): (r["mean"], r["n"]) for r in rows}

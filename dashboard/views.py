@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboard import run_page, runs_list, selectors
+from dashboard import overview, run_page, runs_list, selectors
 from engine.diagram import diagram_of, to_svg
 from engine.runs import RunStatus
 from taskapp.models import Run
@@ -35,7 +35,14 @@ def index(request: HttpRequest) -> HttpResponse:
                   for d in selectors.latest_definitions()],
         "recent_runs": selectors.recent_runs(RECENT_RUNS),
         "recent_limit": RECENT_RUNS,
+        **overview.panels(),
     })
+
+
+@login_required
+def overview_panels(request: HttpRequest) -> HttpResponse:
+    """The overview's charts and attention list alone, fetched again by the page."""
+    return render(request, "dashboard/_overview_panels.html", overview.panels())
 
 
 def _run_or_404(run_id: object) -> Run:

@@ -106,7 +106,7 @@
     if (page === "run") onWatchedRun(run);
     else if (page === "runs") onListedRun(run);
     else onAnyRun(run);
-    if (page === "overview") scheduleOverview();
+    if (page === "index") scheduleOverview();
   }
 
   // The runs list: rows on the page are updated in place; a run that is not on the page
@@ -342,7 +342,7 @@
         .catch(function () {});
     }, 5000);
   }
-  if (page === "overview") setInterval(scheduleOverview, 30000);
+  if (page === "index") setInterval(scheduleOverview, 30000);
 
   var diagramBox = document.querySelector("[data-diagram]");
   if (diagramBox && page === "run") showRunPath(diagramBox);
