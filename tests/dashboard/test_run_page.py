@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_anonymous_visitor_is_sent_to_the_login(client, waiting_run):
     response = client.get(f"/runs/{waiting_run.pk}/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/login/")
 
 
 def test_page_shows_fields_and_transitions_for_the_live_script(admin_client, waiting_run):
