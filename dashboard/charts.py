@@ -17,7 +17,7 @@ from django.utils.html import escape
 from dashboard.templatetags.dashboard import human_seconds
 
 WIDTH, HEIGHT = 480, 140
-LEFT, BOTTOM, TOP = 44, 18, 8
+LEFT, BOTTOM, TOP, RIGHT = 44, 18, 8, 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def per_minute(counts: Sequence[int], end: datetime, what: str) -> str:
     """Bars, one per minute, the last one ending at ``end``."""
     start = end - timedelta(minutes=len(counts))
     top = max(counts, default=0) or 1
-    plot_w, plot_h = WIDTH - LEFT, HEIGHT - BOTTOM - TOP
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - BOTTOM - TOP
     step = plot_w / max(1, len(counts))
     bars = []
     for i, n in enumerate(counts):
@@ -66,7 +66,7 @@ def durations(points: Sequence[Point], start: datetime, end: datetime) -> str:
     """One mark per run that finished between ``start`` and ``end``, at its finish time and
     duration: a circle when it succeeded, a cross when it failed."""
     top = max((p.seconds for p in points), default=0.0) or 1.0
-    plot_w, plot_h = WIDTH - LEFT, HEIGHT - BOTTOM - TOP
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - BOTTOM - TOP
     span = (end - start).total_seconds() or 1.0
     marks = []
     for p in points:

@@ -446,15 +446,19 @@ function setUpRedrivePicking() {
   }
   function pick(event) {
     var form = document.getElementById("redrive-form");
-    var node = event.target.closest && event.target.closest("g.node[data-state]");
+    // The view captures the pointer (to pan), so a click's target is the view: ask what
+    // lies under the pointer instead.
+    var target = event.type === "click" ? document.elementFromPoint(event.clientX, event.clientY) : event.target;
+    var node = target && target.closest && target.closest("g.node[data-state]");
     if (!node || !form || form.hidden || choices.indexOf(node.dataset.state) < 0) return;
     if (event.type === "keydown" && event.key !== "Enter") return;
     select.value = node.dataset.state;
     mark();
     select.focus();
   }
-  svg.addEventListener("click", pick);
-  svg.addEventListener("keydown", pick);
+  var view = svg.closest(".diagram-view") || svg;
+  view.addEventListener("click", pick);
+  view.addEventListener("keydown", pick);
   select.addEventListener("change", mark);
   var form = document.getElementById("redrive-form");
   if (form && !form.hidden) { svg.classList.add("picking"); mark(); }
