@@ -13,14 +13,11 @@ import re
 import pytest
 
 from taskapp.services import definition_load
-from tests.dashboard.test_browser import (  # noqa: F401  (fixtures)
-    ARTIFACTS,
-    PASSWORD,
-    _in_thread,
-    browser,
-    servers,
-)
+from tests.dashboard import test_browser as base
 from tests.dashboard.test_browser_diagram import TASK, _api
+
+ARTIFACTS, PASSWORD, _in_thread = base.ARTIFACTS, base.PASSWORD, base._in_thread
+servers, browser = base.servers, base.browser  # the fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
