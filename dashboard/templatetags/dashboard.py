@@ -4,9 +4,11 @@ people read. Their output is plain text; the templates escape it like any other.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -36,3 +38,12 @@ def human_seconds(value: float) -> str:
         if whole >= size:
             return f"{whole // size} {unit} {(whole % size) // sub_size:02d} {sub}"
     return f"{value:.0f} s"  # pragma: no cover - every value >= 60 matched above
+
+
+@register.filter
+def time_since(start: datetime | None, end: datetime | None = None) -> str:
+    """From ``start`` until ``end`` (now when there is none), as ``seconds`` says it: the
+    first paint of a duration the page's script then keeps counting."""
+    if start is None:
+        return "–"
+    return human_seconds(max(0.0, ((end or timezone.now()) - start).total_seconds()))

@@ -288,3 +288,11 @@ def test_counts_are_sent_on_request_at_most_once_a_second_per_connection(
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_the_channel_layer_is_named_for_the_cluster():
+    """Two deployments (or a test and a bench) on one Redis database share no group."""
+    from django.conf import settings
+
+    config = redis_channel_layer("redis://127.0.0.1:6379/0")["CONFIG"]
+    assert config["prefix"] == f"asgi:{settings.Q_CLUSTER['name']}"
