@@ -62,14 +62,26 @@ def run(suite) -> None:
                                          "skipped: needs the Redis broker (--broker redis)")
                 continue
             with WebServer(**web_env) as server:
-                stats = repeat(suite.reps, lambda: _measure(suite, server.url, count, rate))
+                try:
+                    stats = repeat(suite.reps, lambda: _measure(suite, server.url, count, rate))
+                finally:
+                    _orm(_close_connection)
             suite.report.add(scenario, case, stats, UNITS)
 
 
+# Django's ORM refuses the thread where Playwright's event loop runs: database work goes to
+# this one thread, which keeps one connection (a thread per call leaked one per call).
+_DATABASE = ThreadPoolExecutor(1, thread_name_prefix="bench-db")
+
+
 def _orm(function, *args):
-    """Django's ORM refuses the thread where Playwright's event loop runs."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(function, *args).result()
+    return _DATABASE.submit(function, *args).result()
+
+
+def _close_connection() -> None:
+    from django.db import connections
+
+    connections.close_all()
 
 
 def _measure(suite, base_url: str, count: int, rate: float) -> dict[str, float]:
