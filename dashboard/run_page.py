@@ -36,9 +36,10 @@ class StateTime:
         return human_seconds(self.seconds)
 
 
-def panels(run: Run, user: Any) -> dict[str, Any]:
+def panels(run: Run, user: Any, transitions: list[Transition] | None = None) -> dict[str, Any]:
     """The context of the live panels (``_run_panels.html``)."""
-    transitions = selectors.run_transitions(run.pk)
+    if transitions is None:
+        transitions = selectors.run_transitions(run.pk)
     attempts = selectors.run_attempts(run.pk)
     for attempt in attempts:
         attempt.key = idempotency_key(run.pk, attempt.entry, attempt.instruction)
@@ -64,7 +65,7 @@ def page(run: Run, user: Any) -> dict[str, Any]:
     task = definition_of(run.definition_id)
     transitions = selectors.run_transitions(run.pk)
     return {
-        **panels(run, user),
+        **panels(run, user, transitions),
         "diagram": to_svg(diagram_of(task)),
         "transitions": transitions,
         "last_seq": transitions[-1].seq if transitions else 0,
