@@ -8,18 +8,23 @@ may control runs, absent (and refused) for one who may not. Screenshots of every
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+import redis
 
 from taskapp.services import definition_load
 from tests.dashboard import test_browser as base
 from tests.dashboard.test_browser_diagram import TASK, _api
+from tests.services import require_service
 
 ARTIFACTS, PASSWORD, _in_thread = base.ARTIFACTS, base.PASSWORD, base._in_thread
 servers, browser = base.servers, base.browser  # the fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+REDIS_URL = "redis://127.0.0.1:6379/12"
 
 # Instead of WebSocket: refuses to connect (closes at once, as a network failure does) until
 # ``window.allowConnect`` is set, so the page stays cut off while the run moves on.
@@ -65,6 +70,36 @@ def demo(servers, django_user_model):  # noqa: F811 (the fixture imported above)
 
 
 def test_run_page_stays_live_and_resyncs_after_its_websocket_drops(servers, browser, demo):  # noqa: F811
+    _live_and_resync(servers, browser, demo, shots="control")
+
+
+@pytest.fixture
+def redis_servers(transactional_db):
+    """Daphne and a cluster with Redis as the broker and the channel layer (``layer`` mode),
+    on the test database; a queue and a channel prefix of their own (the cluster's name)."""
+    from tests.e2e.conftest import Cluster, Daphne, server_environment
+
+    base._needs_browser()
+    require_service("Redis at 127.0.0.1:6379", lambda: redis.Redis.from_url(
+        REDIS_URL, socket_connect_timeout=2).ping())
+    env = {**server_environment(), "REDIS_URL": REDIS_URL,
+           "Q_CLUSTER_NAME": f"browser{os.getpid()}"}
+    cluster = Cluster(env)
+    cluster.start()
+    web = Daphne(env, log=ARTIFACTS / "daphne-redis.log")
+    yield web.url
+    web.stop()
+    cluster.stop()
+
+
+def test_with_redis_the_run_page_stays_live_and_resyncs_too(redis_servers, browser,  # noqa: F811
+                                                            django_user_model):
+    assert _in_thread(definition_load, text=TASK, source="demo.yaml").status == "loaded"
+    token = _in_thread(_user, user_model=django_user_model, name="operator", superuser=True)
+    _live_and_resync(redis_servers, browser, token, shots="")
+
+
+def _live_and_resync(servers: str, browser, demo: str, shots: str) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     page = browser.new_page()
@@ -86,7 +121,8 @@ def test_run_page_stays_live_and_resyncs_after_its_websocket_drops(servers, brow
     row = listing.locator(f'#runs tr[data-run="{run["id"]}"]')
     expect(row.locator('[data-field="state"]')).to_have_text("pause")
     expect(listing.locator("#live")).to_have_class("live live", timeout=10_000)
-    _shot(listing, "control-runs-list.png")
+    if shots:
+        _shot(listing, f"{shots}-runs-list.png")
 
     # The socket drops and cannot come back while the run takes its event and ends.
     page.evaluate(CUT_OFF)
@@ -107,16 +143,20 @@ def test_run_page_stays_live_and_resyncs_after_its_websocket_drops(servers, brow
     expect(page.locator("#wake")).to_contain_text("none (the run has ended)")
     assert page.evaluate("window.AsyncStatesLive.connections") == 2
     assert page.evaluate("window.notReloaded") is True
-    _shot(page, "control-run.png")
-
-    page.set_viewport_size({"width": 390, "height": 844})
-    _shot(page, "control-run-phone.png")
     page.goto(f"{servers}/")
     expect(page.locator("#chart-transitions svg")).to_have_attribute(
         "aria-label", re.compile(r"^Transitions per minute over the last 60 minutes: 3 in all"))
-    _shot(page, "control-overview-phone.png")
+    if not shots:
+        return
+    _shot(page, f"{shots}-overview.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _shot(page, f"{shots}-overview-phone.png")
+    page.goto(f"{servers}/runs/{run['id']}/")
+    _shot(page, f"{shots}-run-phone.png")
     page.set_viewport_size({"width": 1200, "height": 900})
-    _shot(page, "control-overview.png")
+    page.goto(f"{servers}/runs/{run['id']}/")
+    page.wait_for_timeout(1700)  # let the flash fade for a readable picture
+    _shot(page, f"{shots}-run.png")
 
 
 def test_cancel_and_redrive_from_the_run_page(servers, browser, demo):  # noqa: F811
