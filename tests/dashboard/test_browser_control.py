@@ -77,19 +77,15 @@ def test_run_page_stays_live_and_resyncs_after_its_websocket_drops(servers, brow
 def redis_servers(transactional_db):
     """Daphne and a cluster with Redis as the broker and the channel layer (``layer`` mode),
     on the test database; a queue and a channel prefix of their own (the cluster's name)."""
-    from tests.e2e.conftest import Cluster, Daphne, server_environment
+    from tests.e2e.conftest import server_environment
 
     base._needs_browser()
     require_service("Redis at 127.0.0.1:6379", lambda: redis.Redis.from_url(
         REDIS_URL, socket_connect_timeout=2).ping())
     env = {**server_environment(), "REDIS_URL": REDIS_URL,
            "Q_CLUSTER_NAME": f"browser{os.getpid()}"}
-    cluster = Cluster(env)
-    cluster.start()
-    web = Daphne(env, log=ARTIFACTS / "daphne-redis.log")
-    yield web.url
-    web.stop()
-    cluster.stop()
+    with base.running(env, ARTIFACTS / "daphne-redis.log") as url:
+        yield url
 
 
 def test_with_redis_the_run_page_stays_live_and_resyncs_too(redis_servers, browser,  # noqa: F811
