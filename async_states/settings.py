@@ -190,6 +190,11 @@ def redis_channel_layer(url: str, **config: object) -> dict:
             # channels-redis drops messages past a channel's capacity (100 by default)
             # without a word: a dashboard client behind in a burst would miss pushes.
             "capacity": 2000,
+            # The dashboard's "runs" group is one key on the server: named for the cluster,
+            # so two deployments (or test and bench runs) on one Redis database never see
+            # each other's runs — without it a bench's websocket received every other
+            # session's pushes and, past the capacity, lost its own.
+            "prefix": f"asgi:{Q_CLUSTER['name']}",
             **config,
         },
     }
@@ -292,7 +297,8 @@ WEB_THREADS = int(os.environ.get("WEB_THREADS", "8"))
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 LOGGING = {
     "version": 1,

@@ -31,7 +31,8 @@ from bench.harness import (
 from bench.report import Report
 
 SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "dashboard_push",
-             "http_overhead", "waiting", "growth", "hostile_templates", "takeover")
+             "dashboard_browser", "http_overhead", "waiting", "growth", "hostile_templates",
+             "takeover")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 
 from dashboard import messages, push, selectors
 from dashboard.hub import COUNTS_EVERY, count, hub
+from dashboard.poller import LOOKBACK
 
 UNAUTHENTICATED = 4401
 CATCH_UP_LIMIT = 200
@@ -86,7 +87,10 @@ class RunsConsumer(AsyncJsonWebsocketConsumer):
         since = parse_datetime(at) if isinstance(at, str) else None
         if since is None:
             return
-        rows = await database_sync_to_async(selectors.runs_changed_after)(since, CATCH_UP_LIMIT)
+        # Reach back as the poller does: on PostgreSQL a change stamped before ``at`` may
+        # commit after it. The page drops what it already has (it compares ``updated_at``).
+        rows = await database_sync_to_async(selectors.runs_changed_after)(
+            since - LOOKBACK, CATCH_UP_LIMIT)
         if len(rows) == CATCH_UP_LIMIT:  # away too long: a fresh page is cheaper and exact
             await self.send_json({"type": "reload"})
             return

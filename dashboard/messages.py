@@ -1,8 +1,8 @@
 """The JSON messages the dashboard's websocket sends, built from either source of news:
 the ``run_changed`` signal's keyword arguments or a row read by ``dashboard.selectors``.
 
-    {"type": "run", "id", "task", "version", "status", "state", "created_at",
-     "updated_at", "finished_at", "transitions": [{"seq", "from_state", "to_state",
+    {"type": "run", "id", "task", "version", "status", "state", "state_entered_at",
+     "created_at", "updated_at", "finished_at", "transitions": [{"seq", "from_state", "to_state",
      "trigger", "condition_kind", "at", "time_in_state"}, ...]}
     {"type": "counts", "status": {status: n}, "states": {task: [{"status", "state", "n"}]}}
 
@@ -28,13 +28,20 @@ def transition(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run(row: Mapping[str, Any], transitions: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """A ``run`` message from a selector row (``id``, ``task_name``…)."""
+    """A ``run`` message from a selector row (``id``, ``task_name``…).
+
+    ``state_entered_at`` is the row's when it has one; the signal does not carry it, so there
+    it is the last transition's time (the run entered its state then), or null when the
+    change carried no transition (the state did not change: the page keeps what it had).
+    """
+    moves = [transition(t) for t in transitions]
+    entered = row.get("state_entered_at") or (moves[-1]["at"] if moves else None)
     return {
         "type": "run", "id": str(row["id"]), "task": row["task_name"],
         "version": row["task_version"], "status": row["status"], "state": row["state"],
+        "state_entered_at": entered if isinstance(entered, str | None) else iso(entered),
         "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
-        "finished_at": iso(row["finished_at"]),
-        "transitions": [transition(t) for t in transitions],
+        "finished_at": iso(row["finished_at"]), "transitions": moves,
     }
 
 

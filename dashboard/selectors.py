@@ -9,12 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count
+from django.db.models import Avg, Count
+from django.db.models.functions import TruncMinute
 
-from taskapp.models import Run, TaskDefinition, Transition
+from taskapp.models import (
+    EventConsumption,
+    InstructionAttempt,
+    PollRecord,
+    Run,
+    TaskDefinition,
+    Transition,
+)
 
-RUN_FIELDS = ("id", "task_name", "task_version", "status", "state", "created_at",
-              "updated_at", "finished_at")
+RUN_FIELDS = ("id", "task_name", "task_version", "status", "state", "state_entered_at",
+              "created_at", "updated_at", "finished_at")
 TRANSITION_FIELDS = ("run_id", "seq", "from_state", "to_state", "trigger", "condition_kind",
                      "at", "time_in_state")
 
@@ -90,3 +98,76 @@ def transitions_after(run_id: object, seq: int, limit: int = 500) -> list[dict]:
     fields = TRANSITION_FIELDS[1:]
     return list(Transition.objects.filter(run_id=run_id, seq__gt=seq).order_by("seq")
                 .values(*fields)[:limit])
+
+
+# ---------------------------------------------------------------------------- one run
+
+# A run page shows at most this many rows of each history (the newest); the API pages through
+# all of them (``/api/runs/{id}/attempts/``).
+HISTORY_LIMIT = 200
+
+
+def run_get(run_id: object) -> Run | None:
+    return Run.objects.filter(pk=run_id).first()
+
+
+def run_transitions(run_id: object) -> list[Transition]:
+    return list(Transition.objects.filter(run_id=run_id).order_by("seq"))
+
+
+def run_attempts(run_id: object, limit: int = HISTORY_LIMIT) -> list[InstructionAttempt]:
+    """The newest ``limit`` instruction attempts, oldest first."""
+    rows = InstructionAttempt.objects.filter(run_id=run_id).order_by("-started_at", "-id")
+    return list(reversed(rows[:limit]))
+
+
+def run_polls(run_id: object, limit: int = HISTORY_LIMIT) -> list[PollRecord]:
+    rows = PollRecord.objects.filter(run_id=run_id).order_by("-entry", "-transition_index")
+    return list(reversed(rows[:limit]))
+
+
+def run_events_taken(run_id: object, limit: int = HISTORY_LIMIT) -> list[EventConsumption]:
+    """The events the run took, with the event (one join), oldest first."""
+    rows = (EventConsumption.objects.filter(run_id=run_id).select_related("event")
+            .order_by("-at", "-id"))
+    return list(reversed(rows[:limit]))
+
+
+# ---------------------------------------------------------------------------- overview
+
+
+def transitions_per_minute(start: datetime) -> dict[datetime, int]:
+    """Transitions committed since ``start`` (index ``transition_at``), per minute."""
+    rows = (Transition.objects.filter(at__gte=start).annotate(minute=TruncMinute("at"))
+            .values("minute").annotate(n=Count("id")).order_by())
+    return {row["minute"]: row["n"] for row in rows}
+
+
+def runs_finished_since(start: datetime, limit: int) -> list[dict]:
+    """Runs finished since ``start`` (index ``run_finished``): status and times, newest first."""
+    return list(Run.objects.filter(finished_at__gte=start).order_by("-finished_at")
+                .values("status", "created_at", "start_at", "finished_at")[:limit])
+
+
+def runs_ended_badly(statuses: Iterable[str], limit: int) -> list[Run]:
+    """The newest runs that failed or timed out (index ``run_finished``)."""
+    return list(Run.objects.filter(status__in=list(statuses), finished_at__isnull=False)
+                .order_by("-finished_at")[:limit])
+
+
+def runs_in_state_since(statuses: Iterable[str], before: datetime, limit: int) -> list[Run]:
+    """Active runs that entered their state before ``before``, longest first."""
+    return list(Run.objects.filter(status__in=list(statuses), state_entered_at__lt=before)
+                .order_by("state_entered_at")[:limit])
+
+
+def usual_time_in_state(since: datetime, states: Iterable[tuple[str, str]]) -> dict:
+    """Per (task, state): the mean time runs spent in it and how many left it since ``since``."""
+    states = list(states)
+    if not states:
+        return {}
+    rows = (Transition.objects.filter(at__gte=since, from_state__in={s for _, s in states},
+                                      run__task_name__in={t for t, _ in states})
+            .values("run__task_name", "from_state")
+            .annotate(mean=Avg("time_in_state"), n=Count("id")).order_by())
+    return {(r["run__task_name"], r["from_state"]): (r["mean"], r["n"]) for r in rows}

@@ -1,5 +1,6 @@
-"""The landing page, a task's page and a run's page: server-rendered first, then kept live by
-``static/dashboard/dashboard.js`` over ``ws/runs/`` (dashboard.consumers). Read-only.
+"""The dashboard's pages: server-rendered first, then kept live by
+``static/dashboard/dashboard.js`` over ``ws/runs/`` (dashboard.consumers). They only read;
+the actions a run page offers post to ``dashboard.actions``, which calls taskapp's services.
 
 Task and run pages inline the task's state diagram as SVG (``engine.diagram``, the same
 drawing as ``manage.py graph`` and the API); ``static/dashboard/diagram.js`` zooms, pans and
@@ -13,8 +14,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboard import selectors
+from dashboard import overview, run_page, runs_list, selectors
 from engine.diagram import diagram_of, to_svg
+from engine.runs import RunStatus
 from taskapp.models import Run
 from taskapp.selectors import definition_of
 
@@ -33,22 +35,34 @@ def index(request: HttpRequest) -> HttpResponse:
                   for d in selectors.latest_definitions()],
         "recent_runs": selectors.recent_runs(RECENT_RUNS),
         "recent_limit": RECENT_RUNS,
+        **overview.panels(),
     })
 
 
 @login_required
+def overview_panels(request: HttpRequest) -> HttpResponse:
+    """The overview's charts and attention list alone, fetched again by the page."""
+    return render(request, "dashboard/_overview_panels.html", overview.panels())
+
+
+def _run_or_404(run_id: object) -> Run:
+    run = selectors.run_get(run_id)
+    if run is None:
+        raise Http404("No such run")
+    return run
+
+
+@login_required
 def run_detail(request: HttpRequest, run_id: object) -> HttpResponse:
-    try:
-        run = Run.objects.get(pk=run_id)
-    except Run.DoesNotExist:
-        raise Http404("No such run") from None
-    transitions = list(run.transitions.order_by("seq"))
-    return render(request, "dashboard/run.html", {
-        "run": run,
-        "diagram": _diagram(run.definition_id),
-        "transitions": transitions,
-        "last_seq": transitions[-1].seq if transitions else 0,
-    })
+    run = _run_or_404(run_id)
+    return render(request, "dashboard/run.html", run_page.page(run, request.user))
+
+
+@login_required
+def run_panels(request: HttpRequest, run_id: object) -> HttpResponse:
+    """The run page's live panels alone, fetched again by the page when the run changes."""
+    run = _run_or_404(run_id)
+    return render(request, "dashboard/_run_panels.html", run_page.panels(run, request.user))
 
 
 @login_required
@@ -70,8 +84,28 @@ def task_detail(request: HttpRequest, name: str) -> HttpResponse:
     })
 
 
-def _diagram(definition_id: int) -> str:
-    """The SVG of a stored version; built from our own escaped markup, safe to inline."""
-    return to_svg(diagram_of(definition_of(definition_id)))
-
-
+@login_required
+def runs(request: HttpRequest) -> HttpResponse:
+    """The runs list: filters, keyset pages, rows kept live by dashboard.js."""
+    since = timezone.now()
+    queryset, filters = runs_list.filtered(request.GET)
+    error = ""
+    try:
+        listing = runs_list.page(queryset, before=request.GET.get("before", ""),
+                                 after=request.GET.get("after", ""))
+    except runs_list.BadCursor as exc:
+        error, listing = str(exc), runs_list.page(queryset)
+    keep = request.GET.copy()
+    for key in ("before", "after"):
+        keep.pop(key, None)
+    return render(request, "dashboard/runs.html", {
+        "since": since.isoformat(),
+        "filters": filters,
+        "statuses": [s.value for s in RunStatus],
+        "chosen_statuses": request.GET.getlist("status"),
+        "task_names": [d.name for d in selectors.latest_definitions()],
+        "page": listing,
+        "query": keep.urlencode(),
+        "first_page": not request.GET.get("before") and not request.GET.get("after"),
+        "cursor_error": error,
+    })

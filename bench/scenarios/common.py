@@ -58,7 +58,24 @@ HTTP10 = "name: http10\nversion: 1\nstart_state: s1\nstates:\n" + "".join(
     for i in range(1, 10)) + "  done: {final: succeeded}\n"
 
 
-TASKS = (CHAIN10, PARKED, TIMED, HTTP10)
+# Hops between two states on each "go" event sent to it: one transition per event, for as
+# long as events come (the dashboard's browser scenario).
+RELAY = """
+name: relay
+version: 1
+start_state: ping
+states:
+  ping:
+    transitions:
+      - to: pong
+        subscribe: {event: go}
+  pong:
+    transitions:
+      - to: ping
+        subscribe: {event: go}
+"""
+
+TASKS = (CHAIN10, PARKED, TIMED, HTTP10, RELAY)
 
 
 def load_tasks() -> None:

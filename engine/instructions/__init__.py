@@ -20,6 +20,13 @@ from engine.language.model import Instruction
 from engine.registry import Registry
 
 
+def idempotency_key(run_id: object, entry: int, instruction: str) -> str:
+    """The key every attempt of ``instruction`` in one state entry sends (an HTTP
+    ``Idempotency-Key``, a JSON-RPC ``id``): the same across retries, new on each entry.
+    Derived, never stored: the dashboard derives it again to show it beside an attempt."""
+    return f"{run_id}:{entry}:{instruction}"
+
+
 @dataclass(frozen=True, slots=True)
 class ExecContext:
     """What an executor is given besides its spec.

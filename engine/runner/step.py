@@ -282,7 +282,7 @@ class Step:
         return instructions.ExecContext(
             render=self._render_sent,
             timeout=instruction.timeout.total_seconds(),
-            idempotency_key=f"{run.id}:{run.entry}:{instruction.name}",
+            idempotency_key=instructions.idempotency_key(run.id, run.entry, instruction.name),
             attempt=attempt, max_result_bytes=self.settings.max_result_bytes,
         )
 

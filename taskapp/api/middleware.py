@@ -20,7 +20,8 @@ class RefuseNul:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path_info.startswith("/api/"):
+        # "/api" without its slash too: "/api%00/" is a path to the API's index with NUL in it.
+        if request.path_info.startswith("/api"):
             refused = _refusal(request)
             if refused is not None:
                 return refused

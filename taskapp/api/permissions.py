@@ -1,11 +1,11 @@
 """Who may do what.
 
 Reading needs a signed-in user (the default, ``IsAuthenticated``). Changing runs needs a
-Django model permission that read-only users lack, so it is granted in the admin like any
-other: starting a run needs ``taskapp.add_run`` ("Can add run"); cancelling, redriving and
-sending events need ``taskapp.change_run`` ("Can change run"); dry runs
-(``/api/tasks/simulate/``) need ``taskapp.simulate_task`` ("Can simulate task"). Superusers
-have them all.
+Django model permission that read-only users lack (``taskapp.permissions``, the rule the
+dashboard's actions ask too), so it is granted in the admin like any other: starting a run
+needs ``taskapp.add_run`` ("Can add run"); cancelling, redriving and sending events need
+``taskapp.change_run`` ("Can change run"); dry runs (``/api/tasks/simulate/``) need
+``taskapp.simulate_task`` ("Can simulate task"). Superusers have them all.
 
 Events for one task may instead carry that task's webhook secret (``webhook.py``), for third
 parties that cannot hold a user token.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
+from taskapp import permissions
 from taskapp.api import webhook
 
 
@@ -28,12 +29,12 @@ class _ModelPermission(BasePermission):
 
 
 class CanStartRuns(_ModelPermission):
-    perm = "taskapp.add_run"
+    perm = permissions.START_RUNS
     message = "starting runs needs the 'taskapp.add_run' permission (Can add run)"
 
 
 class CanControlRuns(_ModelPermission):
-    perm = "taskapp.change_run"
+    perm = permissions.CONTROL_RUNS
     message = ("cancelling, redriving and sending events need the 'taskapp.change_run' "
                "permission (Can change run)")
 

@@ -1,12 +1,14 @@
-"""``/api/``: runs, events, tasks, health, and the OpenAPI schema with its UI."""
+"""``/api/``: its index, runs, events, tasks, health, and the OpenAPI schema with
+its UI."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from taskapp.api import diagrams, events, health, runs, simulate, tasks
+from taskapp.api import diagrams, events, health, index, runs, simulate, tasks
 from taskapp.api.errors import not_found
 
 urlpatterns = [
+    path("", index.ApiIndexView.as_view(), name="api-index"),
     path("runs/", runs.RunListView.as_view(), name="api-runs"),
     path("runs/<str:pk>/", runs.RunDetailView.as_view(), name="api-run"),
     path("runs/<str:pk>/transitions/", runs.RunTransitionsView.as_view(),
@@ -26,7 +28,7 @@ urlpatterns = [
          name="api-task-events"),
     path("health/", health.HealthView.as_view(), name="api-health"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", index.DocsView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/ is a 404 in the API's JSON shape, not Django's HTML page.
     re_path(r"^.*$", not_found),
 ]

@@ -13,6 +13,7 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,16 +68,24 @@ def _needs_browser() -> None:
     require_service("Playwright", playwright)
 
 
+@contextmanager
+def running(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A cluster and daphne with ``env``; daphne's address."""
+    cluster = Cluster(env)
+    cluster.start()
+    web = Daphne(env, log=log)
+    try:
+        yield web.url
+    finally:
+        web.stop()
+        cluster.stop()
+
+
 @pytest.fixture
 def servers(transactional_db) -> Iterator[str]:
     _needs_browser()
-    env = server_environment()
-    cluster = Cluster(env)
-    cluster.start()
-    web = Daphne(env, log=ARTIFACTS / "daphne.log")
-    yield web.url
-    web.stop()
-    cluster.stop()
+    with running(server_environment(), ARTIFACTS / "daphne.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -199,8 +199,8 @@ def test_run_changed_signal_reaches_the_client_through_the_redis_layer(session_c
         message = await next_run(socket, id=run_id)
         assert message == {
             "type": "run", "id": run_id, "task": "hello", "version": 3, "status": "waiting",
-            "state": "pause", "created_at": now.isoformat(), "updated_at": now.isoformat(),
-            "finished_at": None,
+            "state": "pause", "state_entered_at": now.isoformat(),
+            "created_at": now.isoformat(), "updated_at": now.isoformat(), "finished_at": None,
             "transitions": [{"seq": 2, "from_state": "greeting", "to_state": "pause",
                              "trigger": "condition", "condition_kind": "always",
                              "at": now.isoformat(), "time_in_state": 0.01}]}
@@ -288,3 +288,11 @@ def test_counts_are_sent_on_request_at_most_once_a_second_per_connection(
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_the_channel_layer_is_named_for_the_cluster():
+    """Two deployments (or a test and a bench) on one Redis database share no group."""
+    from django.conf import settings
+
+    config = redis_channel_layer("redis://127.0.0.1:6379/0")["CONFIG"]
+    assert config["prefix"] == f"asgi:{settings.Q_CLUSTER['name']}"

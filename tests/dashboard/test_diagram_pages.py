@@ -42,7 +42,7 @@ def _svg_of(page: str) -> ET.Element:
 def test_task_page_needs_a_login(client, greeter):
     greeter()
     response = client.get("/tasks/greeter/")
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
 def test_task_page_shows_the_diagram_before_any_run_the_yaml_and_versions(admin_client, greeter):

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 def test_anonymous_visitor_is_sent_to_the_admin_login(client):
     response = client.get("/")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/"
+    assert response["Location"] == "/login/?next=/"
 
 
 def test_page_shows_status_counts_tasks_and_recent_runs(admin_client, waiting_run):

@@ -64,6 +64,7 @@ def endpoints(run):
         "health": ("/api/health/", ["get"]),
         "schema": ("/api/schema/", ["get"]),
         "docs": ("/api/docs/", ["get"]),
+        "index": ("/api/", ["get"]),
     }
 
 
@@ -392,6 +393,8 @@ def test_bad_tokens_are_401_everywhere_but_health(endpoints, header):
                 assert_error(response, 400)
             elif name == "health":
                 assert response.status_code in (200, 503)
+            elif name == "index" and not header.startswith("Token"):  # open, holds no data;
+                assert response.status_code == 200  # a scheme we do not read is no token
             else:
                 assert_error(response, 401)
 
@@ -403,6 +406,8 @@ def test_no_token_is_401_everywhere_but_health(anonymous, endpoints):
                                          content_type="application/json")
             if name == "health":
                 assert response.status_code in (200, 503)
+            elif name == "index":  # open: it lists links and where to sign in
+                assert response.status_code == 200
             else:
                 assert_error(response, 401)
 
