@@ -31,7 +31,7 @@ from bench.harness import (
 from bench.report import Report
 
 SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "dashboard_push",
-             "http_overhead", "waiting", "growth", "hostile_templates", "takeover")
+             "http_overhead", "waiting", "growth", "hostile_templates", "takeover", "lifecycle")
 
 
 @dataclass

@@ -14,11 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import nats
 import pytest
+import redis
 
 from taskapp import models
-from taskapp.services import run_start
-from tests.e2e.conftest import wait_for
-from tests.engine.brokers import NATS_URL, require_port, unique
+from taskapp.services import event_send, run_start
+from tests.e2e.conftest import ROOT, wait_for
+from tests.engine.brokers import NATS_URL, REDIS_URL, require_port, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -197,3 +198,34 @@ def test_a_cluster_killed_mid_publish_publishes_again_with_the_same_ids(
     for event_id in repeated:  # a repeat is the same event
         copies = [e for e in receiver.events if e["id"] == event_id]
         assert all(copy == copies[0] for copy in copies)
+
+
+@pytest.fixture
+def events_stream(monkeypatch):
+    require_port("Redis", 6379)
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_EVENTS", REDIS_URL)
+    name = unique("parcels")
+    store = redis.Redis.from_url(REDIS_URL)
+    yield name, store
+    store.delete(name)
+    store.close()
+
+
+def test_the_shipped_parcel_delivery_task_publishes_its_lifecycle(events_stream, cluster, load):
+    stream, store = events_stream
+    text = (ROOT / "taskdefs" / "parcel_delivery.yaml").read_text()
+    load(text.replace("to: parcels.lifecycle", f"to: {stream}"))
+    parcel = unique("P")
+    run, _ = run_start(task="parcel_delivery", input={"parcel_id": parcel})
+    wait_for(run.pk, state="out_for_delivery", timeout=30)
+    event_send(name="parcel.delivered", correlation=parcel)
+    assert wait_for(run.pk, timeout=30).status == "succeeded"
+    _until(lambda: store.xlen(stream) == 3, 30, "three events on the stream")
+    entries = [fields for _, fields in store.xrange(stream)]
+    assert [fields[b"message_id"].decode() for fields in entries] == _expected_ids([run])
+    events = [json.loads(fields[b"body"]) for fields in entries]
+    assert [(e["type"], e["data"]["to_state"]) for e in events] == [
+        ("async_states.run.started", "packed"),
+        ("async_states.run.transition", "out_for_delivery"),
+        ("async_states.run.finished", "delivered")]
+    assert events[-1]["data"]["outcome"] == "succeeded"
