@@ -1,9 +1,13 @@
 """lifecycle: what publishing lifecycle events costs each transition. chain10 (10 transitions
-a run, no instructions) and chain10_events (the same task with ``lifecycle:`` to a webhook)
-run alternately on one 2-worker cluster, in the same repetition; the cluster's publisher
-thread posts every event to a loopback receiver that answers at once.
+a run, no instructions), chain10_stored (the same task with ``lifecycle:`` to a webhook that
+refuses connections: its events are written, and the publisher backs off) and chain10_events
+(``lifecycle:`` to a loopback receiver that answers at once: written and published while the
+runs go) run in turn on one 2-worker cluster, in each repetition.
 
-  overhead per transition = ms per transition (chain10_events) − ms per transition (chain10)
+  overhead per transition = ms per transition (the task) − ms per transition (chain10)
+
+chain10_stored's is the cost on the commit path; chain10_events' adds the publisher's work
+(claims, deletes, its CPU) on the same 2 cores and database.
 
 and, for the events: how long after the last transition the outbox was empty (drain), and
 events delivered per second from the first start to then.
@@ -23,10 +27,16 @@ from bench.scenarios.common import CHAIN10, service_start, throughput
 WORKERS = 2
 CHAIN10_EVENTS = CHAIN10.replace("name: chain10\n",
                                  "name: chain10_events\nlifecycle: {connection: hook}\n")
+# The same, to a webhook nobody serves (port 9 refuses at once): the publisher fails, backs
+# off and leaves the events alone, so what remains is their cost on the commit path.
+CHAIN10_STORED = CHAIN10.replace("name: chain10\n",
+                                 "name: chain10_stored\nlifecycle: {connection: nowhere}\n")
+NOWHERE = "http://127.0.0.1:9/events"
 UNITS = {"transitions_per_s": "/s", "ms_per_transition": "ms",
          "overhead_ms_per_transition": "ms", "events_per_s": "/s", "drain_s": "s",
          "unfinished": "", "delivered": "", "undelivered": ""}
 PLAIN_UNITS = {"transitions_per_s": "/s", "ms_per_transition": "ms", "unfinished": ""}
+STORED_UNITS = {**PLAIN_UNITS, "overhead_ms_per_transition": "ms"}
 
 
 class Receiver:
@@ -68,28 +78,37 @@ def run(suite) -> None:
 
     runs = suite.pick(quick=100, full=400)
     receiver = Receiver()
-    os.environ["ASYNC_STATES_CONNECTION_HOOK"] = receiver.url  # for loading the task here
-    definition_load(text=CHAIN10_EVENTS, source="bench")
+    os.environ["ASYNC_STATES_CONNECTION_HOOK"] = receiver.url  # for loading the tasks here
+    os.environ["ASYNC_STATES_CONNECTION_NOWHERE"] = NOWHERE
+    for text in (CHAIN10_EVENTS, CHAIN10_STORED):
+        definition_load(text=text, source="bench")
     scenario = suite.report.scenario(
         "lifecycle", "lifecycle events: cost per transition, chain10 with and without",
         runs_per_rep=runs, transitions_per_run=10, workers=WORKERS, reps=suite.reps,
         destination="webhook on 127.0.0.1 (ThreadingHTTPServer, answers 204 at once)",
-        started_via="service, 4 threads", alternated="chain10, then chain10_events, per rep")
+        started_via="service, 4 threads",
+        alternated="chain10, chain10_stored, chain10_events, per rep")
     try:
-        with Cluster(WORKERS, **suite.env, ASYNC_STATES_CONNECTION_HOOK=receiver.url):
+        with Cluster(WORKERS, **suite.env, ASYNC_STATES_CONNECTION_HOOK=receiver.url,
+                     ASYNC_STATES_CONNECTION_NOWHERE=NOWHERE):
             samples = repeat(suite.reps, _pair, suite, receiver, runs)
     finally:
         receiver.close()
-    plain = {k[len("plain_"):]: v for k, v in samples.items() if k.startswith("plain_")}
-    events = {k[len("events_"):]: v for k, v in samples.items() if k.startswith("events_")}
+    plain, stored, events = ({k[len(p):]: v for k, v in samples.items() if k.startswith(p)}
+                             for p in ("plain_", "stored_", "events_"))
     suite.report.add(scenario, "chain10 (no lifecycle)", plain, PLAIN_UNITS,
                      throughput=("transitions_per_s",))
+    suite.report.add(scenario, "chain10_stored (events written, not published)", stored,
+                     STORED_UNITS, throughput=("transitions_per_s",))
     suite.report.add(scenario, "chain10_events (lifecycle: webhook)", events, UNITS,
                      throughput=("transitions_per_s",))
 
 
 def _pair(suite, receiver: Receiver, runs: int) -> dict[str, float]:
     plain = _once(suite, "chain10", runs)
+    stored = _once(suite, "chain10_stored", runs)
+    stored["overhead_ms_per_transition"] = (stored["ms_per_transition"]
+                                            - plain["ms_per_transition"])
     receiver.count = 0
     events = _once(suite, "chain10_events", runs)
     events.update(_drain(events, runs * 10))
@@ -97,6 +116,7 @@ def _pair(suite, receiver: Receiver, runs: int) -> dict[str, float]:
     events["overhead_ms_per_transition"] = (events["ms_per_transition"]
                                             - plain["ms_per_transition"])
     return {**{f"plain_{k}": v for k, v in plain.items()},
+            **{f"stored_{k}": v for k, v in stored.items()},
             **{f"events_{k}": v for k, v in events.items()}}
 
 

@@ -12,7 +12,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import nats
 import pytest
 import redis
 
@@ -20,6 +19,7 @@ from taskapp import models
 from taskapp.services import event_send, run_start
 from tests.e2e.conftest import ROOT, wait_for
 from tests.engine.brokers import NATS_URL, REDIS_URL, require_port, unique
+from tests.engine.test_message_nats import _js
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -124,14 +124,6 @@ def subject(monkeypatch):
     asyncio.run(_js(lambda js: js.add_stream(name=name.upper(), subjects=[name])))
     yield name
     asyncio.run(_js(lambda js: js.delete_stream(name.upper())))
-
-
-async def _js(action):
-    client = await nats.connect(NATS_URL)
-    try:
-        return await action(client.jetstream())
-    finally:
-        await client.close()
 
 
 async def _stored(stream: str) -> list[tuple[str, dict]]:
