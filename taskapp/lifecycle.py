@@ -62,11 +62,17 @@ class Backoff:
 
 def publish_round(backoff: Backoff) -> int:
     """Claim one batch and publish it; how many events were claimed."""
-    claimed = lifecycle_claim(limit=int(conf.LIFECYCLE_BATCH),
-                              lease=timedelta(seconds=float(conf.LIFECYCLE_LEASE_SECONDS)),
+    lease = float(conf.LIFECYCLE_LEASE_SECONDS)
+    claimed = lifecycle_claim(limit=int(conf.LIFECYCLE_BATCH), lease=timedelta(seconds=lease),
                               skip=backoff.waiting())
+    # Past half the lease, what is left is given back rather than published late: another
+    # cluster may take it once the lease is over, and would publish it a second time.
+    deadline = time.monotonic() + lease / 2
     for key, items in _by_destination(claimed):
-        _publish(key, items, backoff)
+        if time.monotonic() > deadline:
+            lifecycle_retry_later(ids=[i.id for i in items], at=conf.clock.now(), error="")
+            continue
+        _publish(key, items, backoff, deadline)
     return len(claimed)
 
 
@@ -76,11 +82,17 @@ def _by_destination(claimed: Sequence[Claimed]) -> Iterator[tuple[str, list[Clai
         yield key, list(items)
 
 
-def _publish(key: str, items: list[Claimed], backoff: Backoff) -> None:
-    """Publish ``items`` in order; at the first failure, give it and the rest back."""
+def _publish(key: str, items: list[Claimed], backoff: Backoff, deadline: float) -> None:
+    """Publish ``items`` in order; at the first failure, give it and the rest back (and
+    past ``deadline``, the rest)."""
     destination = lifecycle.destination_from_key(key)
     timeout = float(conf.LIFECYCLE_TIMEOUT_SECONDS)
     for index, item in enumerate(items):
+        if time.monotonic() > deadline:
+            lifecycle_delivered(ids=[i.id for i in items[:index]])
+            lifecycle_retry_later(ids=[i.id for i in items[index:]], at=conf.clock.now(),
+                                  error="")
+            return
         try:
             lifecycle.publish(destination, item.event, timeout)
         except Exception as exc:  # any failure of any driver: the event waits, the thread lives

@@ -94,6 +94,10 @@ def run(suite) -> None:
             samples = repeat(suite.reps, _pair, suite, receiver, runs)
     finally:
         receiver.close()
+    inline = repeat(suite.reps, _inline_pair, suite, suite.pick(quick=100, full=300))
+    suite.report.add(scenario, "in-process run_advance, no cluster (commit path only)", inline,
+                     {"chain10_ms_per_transition": "ms", "chain10_stored_ms_per_transition": "ms",
+                      "overhead_ms_per_transition": "ms"})
     plain, stored, events = ({k[len(p):]: v for k, v in samples.items() if k.startswith(p)}
                              for p in ("plain_", "stored_", "events_"))
     suite.report.add(scenario, "chain10 (no lifecycle)", plain, PLAIN_UNITS,
@@ -118,6 +122,28 @@ def _pair(suite, receiver: Receiver, runs: int) -> dict[str, float]:
     return {**{f"plain_{k}": v for k, v in plain.items()},
             **{f"stored_{k}": v for k, v in stored.items()},
             **{f"events_{k}": v for k, v in events.items()}}
+
+
+def _inline_pair(suite, runs: int) -> dict[str, float]:
+    """Runs advanced to their end by this process, one at a time, with no cluster (and so
+    no publisher): chain10 and chain10_stored in turn, run by run, so both see the same
+    load. What differs is the outbox INSERT in each commit."""
+    import time as clock
+
+    from taskapp.services import run_advance, run_start
+
+    reset_runs(suite.redis_url)
+    spent = {"chain10": 0.0, "chain10_stored": 0.0}
+    for _ in range(runs):
+        for task in spent:
+            run, _ = run_start(task=task)
+            began = clock.perf_counter()
+            run_advance(run_id=run.pk)
+            spent[task] += clock.perf_counter() - began
+    per = {task: 1000 * seconds / (runs * 10) for task, seconds in spent.items()}
+    return {"chain10_ms_per_transition": per["chain10"],
+            "chain10_stored_ms_per_transition": per["chain10_stored"],
+            "overhead_ms_per_transition": per["chain10_stored"] - per["chain10"]}
 
 
 def _once(suite, task: str, runs: int) -> dict[str, float]:

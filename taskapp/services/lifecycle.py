@@ -109,10 +109,15 @@ def lifecycle_delivered(*, ids: Sequence[int]) -> None:
 
 
 def lifecycle_retry_later(*, ids: Sequence[int], at: datetime, error: str) -> None:
-    """Give claimed events back, available again at ``at``; ``error`` says why (shown by
-    the health check: it names a connection, never a URL)."""
-    if ids:
-        models.LifecycleEvent.objects.filter(id__in=ids).update(
-            available_at=at, last_error=error[:2000])
-        # Only the one that failed was attempted; the rest waited behind it.
-        models.LifecycleEvent.objects.filter(id=ids[0]).update(attempts=F("attempts") + 1)
+    """Give claimed events back, available again at ``at``; ``error`` says why the first of
+    them failed (shown by the health check: it names a connection, never a URL), or is empty
+    when none was tried (the batch ran out of time)."""
+    if not ids:
+        return
+    if not error:
+        models.LifecycleEvent.objects.filter(id__in=ids).update(available_at=at)
+        return
+    models.LifecycleEvent.objects.filter(id__in=ids).update(available_at=at,
+                                                            last_error=error[:2000])
+    # Only the first was attempted; the rest waited behind it.
+    models.LifecycleEvent.objects.filter(id=ids[0]).update(attempts=F("attempts") + 1)

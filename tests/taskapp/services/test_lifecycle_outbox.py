@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -46,11 +47,13 @@ class Receiver:
         self.events: list[dict] = []
         self.content_types: list[str] = []
         self.status = 200
+        self.delay = 0.0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
                 if receiver.status == 200:
                     receiver.events.append(json.loads(body))
                     receiver.content_types.append(self.headers["Content-Type"])
@@ -171,6 +174,25 @@ def test_a_down_receiver_keeps_the_events_in_order_until_it_is_back(
     assert publish_round(backoff) == 3
     assert [e["id"] for e in receiver.events] == expected
     assert not models.LifecycleEvent.objects.exists()
+
+
+def test_a_slow_receiver_gets_what_half_the_lease_allows_and_the_rest_waits_untried(
+        receiver, load_task, clock):
+    load_task(STEPS)
+    run, _ = run_start(task="steps")
+    _finish(run.pk, clock)
+    receiver.delay = 0.15
+    with override_settings(ASYNC_STATES={**settings.ASYNC_STATES, "DISPATCH": "none",
+                                         "LIFECYCLE_LEASE_SECONDS": 0.4}):
+        assert publish_round(Backoff()) == 3
+        left = list(models.LifecycleEvent.objects.order_by("id"))
+        assert 1 <= len(receiver.events) < 3 and len(left) == 3 - len(receiver.events)
+        assert all(r.attempts == 0 and r.last_error == "" and r.available_at <= clock.now()
+                   for r in left)
+        for _ in range(5):  # each round publishes at least its first event
+            publish_round(Backoff())
+    assert not models.LifecycleEvent.objects.exists()
+    assert [e["data"]["seq"] for e in receiver.events] == [1, 2, 3]
 
 
 def test_a_claim_that_expires_is_published_again_with_the_same_ids(
