@@ -130,6 +130,8 @@ async def _stored(stream: str) -> list[tuple[str, dict]]:
     async def read(js):
         info = await js.stream_info(stream)
         messages = [await js.get_msg(stream, seq) for seq in range(1, info.state.last_seq + 1)]
+        assert {m.headers["content-type"] for m in messages} == {
+            "application/cloudevents+json"}
         return [(m.headers["Nats-Msg-Id"], json.loads(m.data)) for m in messages]
 
     return await _js(read)
