@@ -17,7 +17,7 @@ import redis
 
 from taskapp import models
 from taskapp.services import event_send, run_start
-from tests.e2e.conftest import ROOT, wait_for
+from tests.e2e.conftest import ROOT, Cluster, wait_for
 from tests.engine.brokers import NATS_URL, REDIS_URL, require_port, unique
 from tests.engine.test_message_nats import _js
 
@@ -223,3 +223,19 @@ def test_the_shipped_parcel_delivery_task_publishes_its_lifecycle(events_stream,
         ("async_states.run.transition", "out_for_delivery"),
         ("async_states.run.finished", "delivered")]
     assert events[-1]["data"]["outcome"] == "succeeded"
+
+
+def test_two_clusters_share_the_outbox_without_publishing_an_event_twice(
+        receiver, cluster, load):
+    receiver.delay = 0.01
+    second = Cluster(cluster.env)
+    second.start()
+    try:
+        runs = _start(load, 20)
+        for run in runs:
+            assert wait_for(run.pk, timeout=60).status == "succeeded"
+        _until(lambda: not models.LifecycleEvent.objects.exists(), 60, "the outbox emptied")
+    finally:
+        second.stop()
+    received = receiver.ids()
+    assert sorted(received) == sorted(_expected_ids(runs))  # each once: claims are disjoint
