@@ -280,6 +280,16 @@ for _name in ("CLUSTER_BEAT_SECONDS", "CLUSTER_FENCE_SECONDS", "CLUSTER_DEAD_SEC
     if os.environ.get(f"ASYNC_STATES_{_name}"):
         ASYNC_STATES[_name] = float(os.environ[f"ASYNC_STATES_{_name}"])
 
+# Lifecycle events of every task (docs/deploy.md, "Lifecycle events"): a `lifecycle:` mapping
+# naming a connection, like '{connection: events, to: async_states.lifecycle}'.
+for _name in ("LIFECYCLE", "LIFECYCLE_SOURCE"):
+    if os.environ.get(f"ASYNC_STATES_{_name}"):
+        ASYNC_STATES[_name] = os.environ[f"ASYNC_STATES_{_name}"]
+for _name in ("LIFECYCLE_BATCH", "LIFECYCLE_LEASE_SECONDS", "LIFECYCLE_TIMEOUT_SECONDS",
+              "LIFECYCLE_POLL_SECONDS", "LIFECYCLE_MAX_BACKOFF_SECONDS"):
+    if os.environ.get(f"ASYNC_STATES_{_name}"):
+        ASYNC_STATES[_name] = float(os.environ[f"ASYNC_STATES_{_name}"])
+
 # --------------------------------------------------------------------------- the rest
 
 LANGUAGE_CODE = "en-us"

@@ -32,7 +32,7 @@ from bench.report import Report
 
 SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "dashboard_push",
              "dashboard_browser", "http_overhead", "waiting", "growth", "hostile_templates",
-             "takeover")
+             "takeover", "lifecycle")
 
 
 @dataclass

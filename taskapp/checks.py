@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from engine.errors import Severity
+from engine.language.lifecycle_parser import parse_lifecycle
 from taskapp.conf import DEFAULTS, conf
 
 # Settings that must be numbers above zero, with the unit a message names.
@@ -97,6 +99,7 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             "each host signs sessions and django-q2 payloads with a different key",
             hint="set the SECRET_KEY environment variable to the same value on every host",
             id="async_states.W021"))
+    problems += _lifecycle_problems()
     taskdefs = Path(str(conf.TASKDEFS_DIR))
     if not taskdefs.is_dir():
         problems.append(checks.Warning(
@@ -105,6 +108,19 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             hint="create it, or set TASKDEFS_DIR to the folder with your task files",
             id="async_states.W022"))
     return problems
+
+
+def _lifecycle_problems() -> list[checks.CheckMessage]:
+    """The deployment's LIFECYCLE setting, read as a task's ``lifecycle:`` is read."""
+    _found, problems = parse_lifecycle(str(conf.LIFECYCLE), "ASYNC_STATES_LIFECYCLE")
+    return [
+        (checks.Error if p.severity is Severity.ERROR else checks.Warning)(
+            f"ASYNC_STATES_LIFECYCLE: {p.message}",
+            hint="write it like a task's lifecycle: key, e.g. "
+                 "'{connection: events, to: async_states.lifecycle}' (docs/deploy.md)",
+            id="async_states.E030" if p.severity is Severity.ERROR else "async_states.W030")
+        for p in problems
+    ]
 
 
 def _number(name: str) -> float | None:

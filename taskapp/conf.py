@@ -104,6 +104,21 @@ DEFAULTS: dict[str, Any] = {
     # daphne's HTTP adapter stops reading a body past this many bytes and answers 413 (a
     # body is spooled to a temporary file, so an endless one would fill the disk).
     "WEB_MAX_BODY_BYTES": 16 * 1024 * 1024,
+    # Lifecycle events (docs/deploy.md, "Lifecycle events"). LIFECYCLE: where every task's
+    # runs publish theirs, written as a task's ``lifecycle:`` mapping (YAML or JSON; empty:
+    # nowhere but where a task says). LIFECYCLE_SOURCE: the CloudEvents ``source`` prefix
+    # ("/tasks/<task>" is appended). Each cluster's publisher thread claims up to
+    # LIFECYCLE_BATCH events at a time for LIFECYCLE_LEASE_SECONDS (then another cluster may
+    # publish them again), gives each publish LIFECYCLE_TIMEOUT_SECONDS, looks again after
+    # LIFECYCLE_POLL_SECONDS when nothing waits, and after a failure leaves the destination
+    # alone for a delay doubling from 1 s up to LIFECYCLE_MAX_BACKOFF_SECONDS.
+    "LIFECYCLE": "",
+    "LIFECYCLE_SOURCE": "/async_states",
+    "LIFECYCLE_BATCH": 100,
+    "LIFECYCLE_LEASE_SECONDS": 60.0,
+    "LIFECYCLE_TIMEOUT_SECONDS": 5.0,
+    "LIFECYCLE_POLL_SECONDS": 0.2,
+    "LIFECYCLE_MAX_BACKOFF_SECONDS": 60.0,
 }
 
 

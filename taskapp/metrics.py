@@ -53,6 +53,7 @@ class DatabaseCollector:
         )
         yield self._timer_lag()
         yield from self._queue()
+        yield from self._lifecycle()
 
     def _runs(self) -> Metric:
         family = GaugeMetricFamily("async_states_runs", "Runs by task and status.",
@@ -120,6 +121,24 @@ class DatabaseCollector:
         yield GaugeMetricFamily("async_states_cluster_processes",
                                 "Cluster processes whose timer beat recently.",
                                 value=alive.count())
+
+    def _lifecycle(self) -> Iterator[Metric]:
+        """The outbox per destination (named by its connection, never its URL)."""
+        labels = ["destination"]
+        pending = GaugeMetricFamily("async_states_lifecycle_pending",
+                                    "Lifecycle events waiting to be published.", labels=labels)
+        lag = GaugeMetricFamily("async_states_lifecycle_lag_seconds",
+                                "Age of the oldest lifecycle event waiting.", labels=labels)
+        failing = GaugeMetricFamily(
+            "async_states_lifecycle_failing",
+            "1 when the destination's last publish failed (its error: GET /api/health/).",
+            labels=labels)
+        now = conf.clock.now()
+        for backlog in selectors.lifecycle_backlog():
+            pending.add_metric([backlog.destination], backlog.pending)
+            lag.add_metric([backlog.destination], (now - backlog.oldest).total_seconds())
+            failing.add_metric([backlog.destination], 1 if backlog.attempts else 0)
+        yield from (pending, lag, failing)
 
 
 def _histogram(name: str, doc: str, rows: QuerySet, column: str,

@@ -221,6 +221,29 @@ class Event(models.Model):
         ]
 
 
+class LifecycleEvent(models.Model):
+    """The outbox: one lifecycle event (a CloudEvent, ``engine.lifecycle``) waiting to be
+    published to one destination. Written in the transaction that commits its transition,
+    deleted once the destination has it; deleted with its run by the retention purge.
+
+    ``available_at`` is when a publisher may take it: a publisher that claims it moves it a
+    lease ahead (another cluster takes it again only if that one died), a failed publish
+    moves it past the destination's back-off.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="lifecycle_events")
+    destination = models.CharField(max_length=500, help_text="engine.lifecycle.destination_key")
+    event = models.JSONField()
+    created_at = models.DateTimeField()
+    available_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["available_at", "id"], name="lifecycle_available")]
+
+
 class EventConsumption(models.Model):
     """Which run took which event (each run takes an event at most once)."""
 

@@ -13,8 +13,9 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 
+from engine import lifecycle
 from engine.cursor import RunCursor
 from engine.language import task_from_dict
 from engine.language.model import SubscribeCondition, TaskDef
@@ -217,3 +218,31 @@ def worker_incidents(*, kind: str, since: datetime) -> list[models.WorkerInciden
     """Incidents of ``kind`` noted since ``since``, newest first."""
     return list(models.WorkerIncident.objects.filter(kind=kind, noted_at__gte=since)
                 .order_by("-noted_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleBacklog:
+    """Lifecycle events waiting for one destination (``taskapp.services.lifecycle``)."""
+
+    destination: str  # as engine.lifecycle.describe names it: a connection, never a URL
+    pending: int
+    oldest: datetime
+    attempts: int  # of the most tried waiting event: 0 while nothing failed
+    last_error: str
+
+
+def lifecycle_backlog() -> list[LifecycleBacklog]:
+    """Every destination with events waiting, the longest wait first."""
+    rows = (models.LifecycleEvent.objects.values("destination")
+            .annotate(n=Count("id"), oldest=Min("created_at"), tried=Max("attempts"))
+            .order_by("oldest"))
+    found = []
+    for row in rows:
+        error = ""
+        if row["tried"]:
+            error = (models.LifecycleEvent.objects.filter(destination=row["destination"])
+                     .exclude(last_error="").order_by("-attempts", "id")
+                     .values_list("last_error", flat=True).first() or "")
+        shown = lifecycle.describe(lifecycle.destination_from_key(row["destination"]))
+        found.append(LifecycleBacklog(shown, row["n"], row["oldest"], row["tried"], error))
+    return found

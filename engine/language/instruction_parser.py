@@ -190,7 +190,7 @@ def _message(reader: Reader, node: Node, path: str) -> MessageSpec | None:
         body=reader.get(fields, "body", path, _templates(reader)),
         headers=reader.get(fields, "headers", path, reader.template_pairs, ()),
         exchange=reader.get(fields, "exchange", path, reader.template),
-        qos=reader.get(fields, "qos", path, _qos(reader), 1),
+        qos=reader.get(fields, "qos", path, qos_reader(reader), 1),
         retain=reader.get(fields, "retain", path, reader.boolean, False),
         jetstream=reader.get(fields, "jetstream", path, reader.boolean, False),
         stream=reader.get(fields, "stream", path, reader.boolean, False),
@@ -267,7 +267,7 @@ def _check_configured(
         )
 
 
-def _qos(reader: Reader) -> Any:
+def qos_reader(reader: Reader) -> Any:
     def read(node: Node, path: str, what: str) -> int | None:
         if node.value in (0, 1, 2) and not isinstance(node.value, bool):
             return node.value

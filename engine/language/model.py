@@ -282,6 +282,25 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Where a run's lifecycle events are published (``engine.lifecycle``).
+
+    ``connection`` names a connection (``ASYNC_STATES_CONNECTION_<NAME>``): a broker's URL
+    (amqp, mqtt, nats, redis), whose ``to`` is the routing key, topic, subject or channel
+    and whose options are those of the ``message`` instruction; or an http(s) URL, a webhook,
+    which takes neither.
+    """
+
+    connection: str
+    to: str = ""
+    exchange: str | None = None  # amqp only
+    qos: int = 1  # mqtt only
+    retain: bool = False  # mqtt only
+    jetstream: bool = False  # nats only
+    stream: bool = False  # redis only
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDef:
     """A whole task definition, as loaded from one YAML document."""
 
@@ -294,6 +313,7 @@ class TaskDef:
     deadline: timedelta | None = None
     input_schema: dict[str, Any] | None = None
     retention: Retention | None = None
+    lifecycle: Lifecycle | None = None
     # The *name* of the secret (an environment variable, like ``secrets.NAME``) that third
     # parties present to send this task events without a user token; never its value.
     webhook_secret: str | None = None

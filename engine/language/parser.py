@@ -1,9 +1,9 @@
 """YAML nodes to the frozen ``TaskDef`` model, collecting every problem on the way.
 
 This module owns the task and state levels (names, version, timeouts, input_schema, retention,
-final states); instructions and transitions are read by ``instruction_parser`` and
-``transition_parser``. Checks that need the whole graph (targets exist, reachability) are
-``engine.language.validation``'s.
+final states); instructions, transitions and ``lifecycle`` are read by ``instruction_parser``,
+``transition_parser`` and ``lifecycle_parser``. Checks that need the whole graph (targets
+exist, reachability) are ``engine.language.validation``'s.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 from engine.errors import Problem
 from engine.language import vocabulary as v
 from engine.language.instruction_parser import parse_instruction
+from engine.language.lifecycle_parser import lifecycle_reader
 from engine.language.limits import DEFAULT_LIMITS, ReaderLimits, over_limit, shorten
 from engine.language.model import Mark, Outcome, Retention, State, TaskDef
 from engine.language.reading import Reader, describe
@@ -76,6 +77,7 @@ def _task(reader: Reader, root: Node, source: str) -> TaskDef:
         deadline=reader.get(fields, "deadline", "", reader.duration),
         input_schema=reader.get(fields, "input_schema", "", _input_schema(reader)),
         retention=reader.get(fields, "retention", "", _retention(reader)),
+        lifecycle=reader.get(fields, "lifecycle", "", lifecycle_reader(reader)),
         webhook_secret=reader.get(fields, "webhook_secret", "", _secret_name(reader)),
         source=source,
     )

@@ -17,6 +17,7 @@ TASK_KEYS = frozenset(
         "deadline",
         "input_schema",
         "retention",
+        "lifecycle",
         "webhook_secret",
         "final_states",
         "states",
@@ -26,6 +27,11 @@ STATE_KEYS = frozenset(
     {"description", "instructions", "timeout", "on_timeout", "transitions", "final"}
 )
 RETENTION_KEYS = frozenset({"succeeded_days", "failed_days", "max_finished_runs"})
+# Where a run's lifecycle events go (engine.lifecycle): a named connection, and for a broker
+# the destination and that broker's options (BROKER_ONLY_KEYS); a webhook takes none.
+LIFECYCLE_KEYS = frozenset(
+    {"connection", "to", "exchange", "qos", "retain", "jetstream", "stream"}
+)
 OUTCOMES = frozenset({"succeeded", "failed"})
 
 # Instructions: exactly one kind key, plus options.

@@ -1,5 +1,6 @@
 """``GET /api/health/``: is the database, the broker and a cluster alive, and are its
-workers moving (no step stuck far past its budget)? Open to anyone (a
+workers moving (no step stuck far past its budget)? How many lifecycle events wait, for which
+destination and why (never unhealthy for that)? Open to anyone (a
 load balancer has no user); says what is wrong, never anything secret."""
 
 from __future__ import annotations
@@ -84,7 +85,29 @@ def _held_detail(held: int, oldest: list, now, stuck_after: float) -> str:
             f"{(now - first.claimed_at).total_seconds():.0f}s")
 
 
-CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster, "workers": _workers}
+def _lifecycle() -> tuple[bool, str]:
+    """Lifecycle events waiting per destination, and why. Always ok: a slow or down receiver
+    never stops the service (its events wait in the outbox); this says so."""
+    try:
+        backlog = selectors.lifecycle_backlog()
+    except Exception as exc:  # the database is down: said by the database check
+        return True, f"cannot read the outbox: {type(exc).__name__}"
+    if not backlog:
+        return True, "no lifecycle event waiting"
+    now = conf.clock.now()
+    return True, "; ".join(_backlog_detail(b, now) for b in backlog)
+
+
+def _backlog_detail(backlog: selectors.LifecycleBacklog, now) -> str:
+    lag = (now - backlog.oldest).total_seconds()
+    detail = f"{backlog.destination}: {backlog.pending} waiting, oldest {lag:.1f}s"
+    if backlog.last_error:
+        detail += f", failing ({backlog.attempts} attempt(s)): {backlog.last_error}"
+    return detail
+
+
+CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster, "workers": _workers,
+          "lifecycle": _lifecycle}
 
 
 class HealthView(APIView):

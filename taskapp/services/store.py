@@ -3,7 +3,8 @@
 Every write is guarded by the lease this worker took (``lease_owner``) and the run's
 ``version`` (compare and swap): zero rows updated means another worker owns the run now,
 and ``LeaseLost`` stops the step before it writes anything else. A run's new fields and its
-history rows are committed in one transaction.
+history rows are committed in one transaction, with the lifecycle events of those rows when
+the run publishes them (``services.lifecycle``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.runs import (
 from taskapp import models, signals
 from taskapp.conf import conf
 from taskapp.liveness import fenced
+from taskapp.services.lifecycle import destinations_of, lifecycle_events_add
 from taskapp.services.wakeups import backstop
 
 
@@ -82,7 +84,9 @@ class DjangoRunStore:
             released = self._update(run, release, wake_at)
             self.version += 1
             if transitions:
-                self._add_transitions(run.id, transitions)
+                rows = self._add_transitions(run.id, transitions)
+                if destinations := destinations_of(run.task):
+                    lifecycle_events_add(run=run, rows=rows, destinations=destinations)
             if attempts:
                 models.InstructionAttempt.objects.bulk_create(
                     [_attempt_row(run.id, a) for a in attempts]
@@ -145,7 +149,9 @@ class DjangoRunStore:
             fields["status"] = str(RunStatus.WAITING)
         return fields
 
-    def _add_transitions(self, run_id: str, records: Sequence[TransitionRecord]) -> None:
+    def _add_transitions(
+        self, run_id: str, records: Sequence[TransitionRecord]
+    ) -> list[models.Transition]:
         if self._seq is None:
             last = models.Transition.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"]
             self._seq = last or 0
@@ -160,6 +166,7 @@ class DjangoRunStore:
                 detail=record.detail,
             ))
         models.Transition.objects.bulk_create(rows)
+        return rows
 
     def renew_lease(self, run: RunSnapshot) -> None:
         """Extend the lease when less than half of it is left (commits extend it too, so

@@ -18,6 +18,7 @@ SCHEMA = json.loads((ROOT / "docs" / "taskdef.schema.json").read_text())
 VOCABULARIES = {
     "": v.TASK_KEYS,
     "retention": v.RETENTION_KEYS,
+    "lifecycle": v.LIFECYCLE_KEYS,
     "state": v.STATE_KEYS,
     "instruction": v.INSTRUCTION_KEYS,
     "http": v.HTTP_KEYS,

@@ -72,6 +72,7 @@ class Outgoing:
     payload: bytes
     headers: dict[str, str]
     message_id: str
+    content_type: str = "application/json"  # where the broker has a place for it (amqp, mqtt)
 
 
 Publisher = Callable[[Target, Outgoing, MessageSpec, float], dict[str, Any]]
@@ -88,7 +89,7 @@ class MessageExecutor:
         Raises:
             InstructionError: see the module docstring.
         """
-        publish = _publisher(spec.broker)
+        publish = publisher(spec.broker)
         target = _target(spec, ctx)
         outgoing = Outgoing(
             to=str(ctx.render(spec.to)),
@@ -99,7 +100,8 @@ class MessageExecutor:
         return publish(target, outgoing, spec, ctx.timeout)
 
 
-def _publisher(broker: str) -> Publisher:
+def publisher(broker: str) -> Publisher:
+    """The ``publish`` function of ``broker``'s module (also used for lifecycle events)."""
     from engine.instructions.message import amqp, mqtt, nats, redis
 
     publishers: dict[str, Publisher] = {

@@ -47,7 +47,7 @@ _CLIENTS: Cache[_Amqp] = Cache(close=_close)
 def publish(target: Target, message: Outgoing, spec: MessageSpec, timeout: float) -> dict[str, Any]:
     exchange = spec.exchange or ""
     properties = pika.BasicProperties(
-        content_type="application/json",
+        content_type=message.content_type,
         delivery_mode=pika.DeliveryMode.Persistent,
         message_id=message.message_id,
         headers=message.headers or None,

@@ -81,7 +81,7 @@ def publish(target: Target, message: Outgoing, spec: MessageSpec, timeout: float
 
 def _properties(message: Outgoing) -> Properties:
     properties = Properties(PacketTypes.PUBLISH)
-    properties.ContentType = "application/json"
+    properties.ContentType = message.content_type
     properties.UserProperty = [("message_id", message.message_id), *message.headers.items()]
     return properties
 

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     """``taskapp.simulate_task``: dry runs over the API execute definitions a user sends."""
 
     dependencies = [
-        ('taskapp', '0005_event_woken_at'),
+        ('taskapp', '0006_lifecycle_event_outbox'),
     ]
 
     operations = [
