@@ -139,7 +139,7 @@ def _message(reader: Reader, node: Node, path: str) -> MessageSpec | None:
         return None
     broker = reader.need(fields, "broker", node, path, "message", _choice(reader, v.BROKERS))
     _refuse_other_brokers_keys(reader, node, path, fields, broker)
-    connection = reader.get(fields, "connection", path, _connection(reader, broker))
+    connection = reader.get(fields, "connection", path, read_connection(reader, broker))
     if ("connection" in fields) == ("url" in fields):
         reader.error(
             node.mark,
@@ -174,7 +174,7 @@ def _refuse_other_brokers_keys(
             )
 
 
-def _connection(reader: Reader, broker: str | None) -> Any:
+def read_connection(reader: Reader, broker: str | None) -> Any:
     """A connection name, checked against the environment of the process that loads it."""
 
     def read(node: Node, path: str, what: str) -> str | None:

@@ -1,6 +1,6 @@
-"""``GET /api/health/``: is the database, the broker and a cluster alive, and are its
-workers moving (no step stuck far past its budget)? Open to anyone (a
-load balancer has no user); says what is wrong, never anything secret."""
+"""``GET /api/health/``: is the database, the broker and a cluster alive, are its
+workers moving (no step stuck far past its budget), and are its broker listeners connected?
+Open to anyone (a load balancer has no user); says what is wrong, never anything secret."""
 
 from __future__ import annotations
 
@@ -45,6 +45,25 @@ def _cluster() -> tuple[bool, str]:
     return True, f"{len(beats)} cluster process(es); last beat {ago:.1f}s ago"
 
 
+def _listeners() -> tuple[bool, str]:
+    """The clusters' broker listeners: all connected, or which are not and why."""
+    window = selectors.heartbeat_window(HEARTBEAT_SECONDS)
+    try:
+        listeners = selectors.cluster_listeners(since=conf.clock.now() - window)
+    except Exception as exc:  # the database is down: listeners cannot be seen either
+        return False, f"cannot read listeners: {type(exc).__name__}"
+    if not listeners:
+        return True, "no broker source declared"
+    down = [(owner, state) for owner, state in listeners if not state.get("connected")]
+    if not down:
+        messages = sum(state.get("messages", 0) for _, state in listeners)
+        return True, f"{len(listeners)} listener(s) connected; {messages} message(s) taken"
+    owner, state = down[0]
+    error = state.get("last_error") or "connecting"
+    return False, (f"{len(down)} of {len(listeners)} listener(s) disconnected: "
+                   f"{state['source']} on {owner}: {error}")
+
+
 # Recycles are reported this long after they happen (they are a warning, not an outage).
 RECYCLE_WINDOW = timedelta(minutes=10)
 
@@ -84,7 +103,8 @@ def _held_detail(held: int, oldest: list, now, stuck_after: float) -> str:
             f"{(now - first.claimed_at).total_seconds():.0f}s")
 
 
-CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster, "workers": _workers}
+CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster, "workers": _workers,
+          "listeners": _listeners}
 
 
 class HealthView(APIView):

@@ -1,8 +1,9 @@
-"""``manage.py qcluster``: django-q2's cluster plus the engine's timer thread.
+"""``manage.py qcluster``: django-q2's cluster plus the engine's timer and listener threads.
 
 This replaces django-q2's own command (taskapp comes first in INSTALLED_APPS): the cluster
 is django-q2's, unchanged; the main process, which otherwise only waits for the Sentinel,
-also fires the engine's due wake-ups and keeps the cluster's heartbeat.
+also fires the engine's due wake-ups, keeps the cluster's heartbeat and runs the broker
+listeners of subscriptions (``taskapp.listeners``).
 
 Stopping is bounded. django-q2's own SIGTERM handler stops the Sentinel through a
 multiprocessing ``Event``; when the whole process group gets the signal (what systemd does),
@@ -30,6 +31,7 @@ from django_q.management.commands.qcluster import Command as DjangoQCommand
 
 from taskapp import liveness
 from taskapp.conf import conf
+from taskapp.listeners import ListenerManager
 from taskapp.timer import TimerThread
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -58,6 +60,8 @@ class Command(DjangoQCommand):
             if not stopping.is_set():
                 raise
         timer.start()  # after the Sentinel's fork: see taskapp.timer
+        listeners = ListenerManager(timer.owner)
+        listeners.start()  # after the fork too: no worker inherits a broker socket
         self.stdout.write(f"Async States cluster ready (pid {os.getpid()}): workers and timer "
                           "running", ending="\n")
         self.stdout.flush()
@@ -68,6 +72,8 @@ class Command(DjangoQCommand):
                 pass
             _stop(cluster)
         finally:
+            listeners.stop()
+            listeners.join(timeout=10)
             timer.stop()
             timer.join(timeout=5)
 
