@@ -12,8 +12,9 @@ consumers). A message is acknowledged (``ack_sync``: the server confirmed it) on
 stored; one that is not is redelivered after the consumer's ack wait (``ACK_WAIT_SECONDS``).
 
 The message id is the ``Nats-Msg-Id`` header (what the ``message`` instruction sets), else for
-JetStream ``<stream>/<sequence>``. The listener runs its own asyncio loop on its own thread and
-handles each message on it (the handler is short: one commit).
+JetStream ``<stream>/<sequence>``. The listener drives an asyncio loop of its own from its
+thread, one call at a time, and handles each message between two calls: the handler stores
+the event through Django's ORM, which refuses to run inside a running loop.
 """
 
 from __future__ import annotations
@@ -38,26 +39,23 @@ ACK_WAIT_SECONDS = 30.0
 
 def consume(source: SourceSpec, url: str, handle: Callable[[Incoming], None],
             stop: threading.Event, connected: Callable[[], None]) -> None:
-    asyncio.run(_consume(source, url, handle, stop, connected))
+    loop = asyncio.new_event_loop()
+    try:
+        client = loop.run_until_complete(nats.connect(
+            url, connect_timeout=5, allow_reconnect=False, error_cb=_quiet,
+            disconnected_cb=_quiet, name="async-states-listener"))
+        try:
+            take = _jetstream if source.stream else _core
+            take(loop, client, source, handle, stop, connected)
+        finally:
+            if not client.is_closed:
+                loop.run_until_complete(client.close())
+    finally:
+        loop.close()
 
 
 async def _quiet(*_args: object) -> None:
     """nats-py reports connection errors through callbacks; the listener reports its own."""
-
-
-async def _consume(source: SourceSpec, url: str, handle: Callable[[Incoming], None],
-                   stop: threading.Event, connected: Callable[[], None]) -> None:
-    client = await nats.connect(url, connect_timeout=5, allow_reconnect=False,
-                                error_cb=_quiet, disconnected_cb=_quiet,
-                                name="async-states-listener")
-    try:
-        if source.stream:
-            await _jetstream(client, source, handle, stop, connected)
-        else:
-            await _core(client, source, handle, stop, connected)
-    finally:
-        if not client.is_closed:
-            await client.close()
 
 
 def _alive(client: Client) -> None:
@@ -65,35 +63,38 @@ def _alive(client: Client) -> None:
         raise ConnectionError("the connection closed")
 
 
-async def _core(client: Client, source: SourceSpec, handle: Callable[[Incoming], None],
-                stop: threading.Event, connected: Callable[[], None]) -> None:
-    subscription = await client.subscribe(source.subject or "", queue=source.group)
-    await client.flush(5)
+def _core(loop: asyncio.AbstractEventLoop, client: Client, source: SourceSpec,
+          handle: Callable[[Incoming], None], stop: threading.Event,
+          connected: Callable[[], None]) -> None:
+    subscription = loop.run_until_complete(
+        client.subscribe(source.subject or "", queue=source.group))
+    loop.run_until_complete(client.flush(5))
     connected()
     while not stop.is_set():
         _alive(client)
         try:
-            msg = await subscription.next_msg(timeout=WAIT_SECONDS)
+            msg = loop.run_until_complete(subscription.next_msg(timeout=WAIT_SECONDS))
         except (TimeoutError, NatsTimeout):
             continue
         handle(_incoming(msg, None))
 
 
-async def _jetstream(client: Client, source: SourceSpec, handle: Callable[[Incoming], None],
-                     stop: threading.Event, connected: Callable[[], None]) -> None:
+def _jetstream(loop: asyncio.AbstractEventLoop, client: Client, source: SourceSpec,
+               handle: Callable[[Incoming], None], stop: threading.Event,
+               connected: Callable[[], None]) -> None:
     config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_SECONDS)
-    subscription = await client.jetstream().pull_subscribe(
-        source.subject or "", durable=source.group, stream=source.stream, config=config)
+    subscription = loop.run_until_complete(client.jetstream().pull_subscribe(
+        source.subject or "", durable=source.group, stream=source.stream, config=config))
     connected()
     while not stop.is_set():
         _alive(client)
         try:
-            messages = await subscription.fetch(BATCH, timeout=WAIT_SECONDS)
+            messages = loop.run_until_complete(subscription.fetch(BATCH, timeout=WAIT_SECONDS))
         except (TimeoutError, NatsTimeout):
             continue
         for msg in messages:
             handle(_incoming(msg, source.stream))
-            await msg.ack_sync(timeout=5)
+            loop.run_until_complete(msg.ack_sync(timeout=5))
 
 
 def _incoming(msg: Msg, stream: str | None) -> Incoming:

@@ -36,10 +36,15 @@ CLAIM_EVERY = 10.0
 CLAIM_IDLE_MS = 60_000
 
 
+def client_name() -> str:
+    """What ``CLIENT LIST`` calls this process's listener connections."""
+    return f"async-states-listener-{socket.gethostname()[:20]}-{os.getpid()}"
+
+
 def consume(source: SourceSpec, url: str, handle: Callable[[Incoming], None],
             stop: threading.Event, connected: Callable[[], None]) -> None:
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5,
-                                  health_check_interval=10)
+                                  health_check_interval=10, client_name=client_name())
     try:
         client.ping()
         if source.stream:
