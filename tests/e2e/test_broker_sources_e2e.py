@@ -1,0 +1,266 @@
+"""Subscriptions fed by brokers, in the real cluster: the shipped ``parcel_tracking`` task
+moved by messages the test publishes on RabbitMQ, Mosquitto, NATS JetStream and Redis; a
+repeated message dropped by its id; two clusters sharing a source, each message taken once;
+and a listener whose connection breaks mid-run reconnecting, with the health check saying so
+meanwhile (naming the connection, never its password)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import nats
+import paho.mqtt.client as paho
+import pika
+import pytest
+import redis
+from django.test import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from taskapp import models
+from taskapp.services import run_start
+from tests.e2e.conftest import Cluster, wait_for
+from tests.engine.brokers import (
+    AMQP_URL,
+    MQTT_URL,
+    NATS_URL,
+    REDIS_URL,
+    require_port,
+    require_rabbitmq,
+    unique,
+)
+from tests.proxy import Proxy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def brokers(monkeypatch):
+    """The four local brokers up and configured as the shipped task's connections (before
+    the cluster starts: it inherits this environment)."""
+    require_rabbitmq()
+    require_port("Mosquitto", 1883)
+    require_port("NATS", 4222)
+    require_port("Redis", 6379)
+    for name, url in {"SHOP": AMQP_URL, "DEVICES": MQTT_URL, "BUS": NATS_URL,
+                      "EVENTS": REDIS_URL}.items():
+        monkeypatch.setenv(f"ASYNC_STATES_CONNECTION_{name}", url)
+    monkeypatch.setenv("ASYNC_STATES_LISTENER_POLL_SECONDS", "0.5")
+
+
+@pytest.fixture
+def broker_cluster(brokers, cluster):
+    return cluster
+
+
+def listeners() -> list[dict]:
+    return [state for row in models.ClusterHeartbeat.objects.all() for state in row.listeners]
+
+
+def wait_listening(count: int, timeout: float = 30.0) -> list[dict]:
+    """Until ``count`` listeners (over every cluster) report themselves connected."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = listeners()
+        if sum(1 for s in states if s["connected"]) >= count:
+            return states
+        time.sleep(0.1)
+    raise AssertionError(f"not {count} listeners connected: {listeners()}")
+
+
+def amqp_publish(queue: str, body: dict, message_id: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().basic_publish(
+            "", queue, json.dumps(body).encode(), pika.BasicProperties(message_id=message_id))
+    finally:
+        connection.close()
+
+
+def mqtt_publish(topic: str, body: dict) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    try:
+        client.publish(topic, json.dumps(body), qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def _nats(action):
+    client = await nats.connect(NATS_URL)
+    try:
+        return await action(client.jetstream())
+    finally:
+        await client.close()
+
+
+def parcel_task(names: dict[str, str]) -> str:
+    """The shipped task, its destinations renamed to this test's own."""
+    text = (ROOT / "taskdefs" / "parcel_tracking.yaml").read_text()
+    return (text.replace("queue: parcels", f"queue: {names['queue']}")
+            .replace("topic: depots/+/scans", f"topic: {names['topic']}/+/scans")
+            .replace("stream: PARCELS", f"stream: {names['stream']}")
+            .replace("subject: parcels.delivered", f"subject: {names['stream']}.delivered")
+            .replace("stream: signatures", f"stream: {names['signatures']}"))
+
+
+def test_the_shipped_parcel_task_follows_messages_on_four_brokers(broker_cluster, load):
+    names = {"queue": unique("parcels"), "topic": unique("depots"),
+             "stream": unique("P").replace("-", "_").upper(), "signatures": unique("sig")}
+    asyncio.run(_nats(lambda js: js.add_stream(name=names["stream"],
+                                               subjects=[f"{names['stream']}.>"])))
+    store = redis.Redis.from_url(REDIS_URL)
+    parcel = unique("P")
+    try:
+        load(parcel_task(names))
+        run, _ = run_start(task="parcel_tracking", input={"parcel": parcel})
+        wait_listening(4)
+        for _ in range(2):  # a repeat (at-least-once publishing): dropped by its id
+            amqp_publish(names["queue"], {"parcel": parcel, "carrier": "DHL"}, "ship-1")
+        wait_for(run.pk, state="shipped")
+        mqtt_publish(f"{names['topic']}/north/scans", {"parcel": parcel, "kind": "transit"})
+        mqtt_publish(f"{names['topic']}/south/scans", {"parcel": parcel, "kind": "arrival"})
+        wait_for(run.pk, state="arrived")
+        asyncio.run(_nats(lambda js: js.publish(
+            f"{names['stream']}.delivered", b'{"at": "door"}', headers={"Parcel": parcel})))
+        wait_for(run.pk, state="delivered")
+        store.xadd(names["signatures"], {"body": json.dumps(
+            {"parcel": parcel, "signature_id": "sig-9", "name": "A. Reader"})})
+        run = wait_for(run.pk, timeout=30)
+        assert (run.status, run.state) == ("succeeded", "done"), run.error
+        assert run.data["shipping"] == {"parcel": parcel, "carrier": "DHL"}
+        assert run.data["signature"]["name"] == "A. Reader"
+        triggers = list(models.Transition.objects.filter(run=run, trigger="condition")
+                        .values_list("condition_kind", flat=True))
+        assert triggers == ["subscribe"] * 4
+        assert models.Event.objects.filter(key="parcel.shipped:ship-1").count() == 1
+        assert models.Event.objects.filter(key="parcel.signed:sig-9").count() == 1
+        shop = [s for s in listeners() if s["source"].startswith("amqp")]
+        assert (shop[0]["messages"], shop[0]["events"], shop[0]["duplicates"]) == (2, 1, 1)
+    finally:
+        store.delete(names["signatures"])
+        store.close()
+        asyncio.run(_nats(lambda js: js.delete_stream(names["stream"])))
+        _delete_queue(names["queue"])
+
+
+def _delete_queue(queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().queue_delete(queue)
+    finally:
+        connection.close()
+
+
+SHARED = """
+name: shared_source
+version: 1
+start_state: waiting
+states:
+  waiting:
+    transitions:
+      - to: done
+        subscribe:
+          event: job.done
+          correlate: "{{ input.job }}"
+          source: {SOURCE}
+  done: {final: succeeded}
+"""
+
+SHARED_SOURCES = {
+    "amqp": "{broker: amqp, connection: shop, queue: NAME, correlation: '{{ message.body.job }}'}",
+    "mqtt": "{broker: mqtt, connection: devices, topic: NAME, "
+            "correlation: '{{ message.body.job }}'}",
+}
+
+
+@pytest.mark.parametrize("broker", sorted(SHARED_SOURCES))
+def test_two_clusters_share_a_source_and_take_each_message_once(broker, broker_cluster, load):
+    name = unique("jobs")
+    load(SHARED.replace("{SOURCE}", SHARED_SOURCES[broker].replace("NAME", name)))
+    second = Cluster(broker_cluster.env)
+    second.start()
+    try:
+        runs = [run_start(task="shared_source", input={"job": f"j{i}"})[0] for i in range(20)]
+        wait_listening(2)
+        for i in range(20):
+            if broker == "amqp":
+                amqp_publish(name, {"job": f"j{i}"}, f"m{i}")
+            else:
+                mqtt_publish(name, {"job": f"j{i}"})
+        for run in runs:
+            assert wait_for(run.pk, timeout=60).status == "succeeded"
+        time.sleep(1.5)  # the listeners' next report
+        taken = [s for s in listeners() if s["source"].startswith(broker)]
+        assert len(taken) == 2
+        assert sum(s["messages"] for s in taken) == 20
+        assert sum(s["duplicates"] for s in taken) == 0
+        assert models.Event.objects.filter(name="job.done").count() == 20
+    finally:
+        second.stop()
+        if broker == "amqp":
+            _delete_queue(name)
+
+
+@pytest.fixture
+def proxied(brokers, monkeypatch):
+    """RabbitMQ behind a proxy the test can cut: the cluster's connection 'shop' uses it."""
+    proxy = Proxy(5672)
+    proxy.start()
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_SHOP",
+                       f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F")
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxied_cluster(proxied, cluster):
+    return cluster
+
+
+BROKEN = """
+name: broken_link
+version: 1
+start_state: waiting
+states:
+  waiting:
+    transitions:
+      - to: done
+        subscribe:
+          event: invoice.paid
+          correlate: "{{ input.invoice }}"
+          source: {broker: amqp, connection: shop, queue: NAME,
+                   correlation: "{{ message.body.invoice }}"}
+  done: {final: succeeded}
+"""
+
+
+def test_a_listener_reconnects_after_its_connection_broke_mid_run(proxied, proxied_cluster,
+                                                                   load):
+    queue = unique("invoices")
+    load(BROKEN.replace("NAME", queue))
+    run, _ = run_start(task="broken_link", input={"invoice": "I-7"})
+    wait_listening(1)
+    try:
+        proxied.stop()  # the broker "goes away" for the cluster only
+        deadline = time.monotonic() + 30
+        while listeners()[0]["connected"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        body = Client().get("/api/health/").json()
+        check = body["checks"]["listeners"]
+        assert not check["ok"] and "connection 'shop'" in check["detail"]
+        assert "guest:guest" not in json.dumps(body)
+        amqp_publish(queue, {"invoice": "I-7"}, "pay-7")  # the queue keeps it meanwhile
+        proxied.start()
+        run = wait_for(run.pk, timeout=60)
+        assert run.status == "succeeded"
+        [state] = listeners()
+        assert state["reconnects"] >= 1
+    finally:
+        _delete_queue(queue)
