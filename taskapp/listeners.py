@@ -70,7 +70,7 @@ class ListenerManager(threading.Thread):
             listener = Listener(
                 source, mappings, consume=consumer_of(source.broker), deliver=_deliver,
                 max_bytes=int(conf.MAX_EVENT_BYTES), limits=_limits(),
-                max_backoff=float(conf.LISTENER_MAX_BACKOFF_SECONDS), on_exit=connection.close)
+                max_backoff=float(conf.LISTENER_MAX_BACKOFF_SECONDS), on_exit=_close_connection)
             self.listeners[key] = listener
             listener.start()
             log.info("listeners.started source=%s", listener.label)
@@ -101,6 +101,11 @@ def _deliver(drafts: list[EventDraft]) -> list[bool]:
     except DatabaseError:
         connection.close()  # a broken connection: the next message opens a new one
         raise
+
+
+def _close_connection() -> None:
+    """Close the calling thread's database connection (a listener's, as it stops)."""
+    connection.close()
 
 
 def _limits() -> TemplateLimits:
