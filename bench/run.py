@@ -30,8 +30,9 @@ from bench.harness import (
 )
 from bench.report import Report
 
-SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "dashboard_push",
-             "http_overhead", "waiting", "growth", "hostile_templates", "takeover")
+SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "broker_events",
+             "dashboard_push", "http_overhead", "waiting", "growth", "hostile_templates",
+             "takeover")
 
 
 @dataclass
