@@ -90,6 +90,7 @@ class Listener(threading.Thread):
                 url = ""
                 try:
                     url = connections.url_of(self.source.connection)
+                    connections.check_serves(self.source.connection, url, self.source.broker)
                     self._consume(self.source, url, self._handle, self._stop_event,
                                   self._connected)
                     delay = BACKOFF_FIRST
