@@ -1,11 +1,12 @@
 """The listener thread every cluster runs beside its timer: one broker listener per distinct
 ``subscribe.source`` that the loaded definitions declare.
 
-Every ``LISTENER_POLL_SECONDS`` it reads the definitions' ids (one query; each definition is
-parsed once per process) and starts a listener (``engine.sources.listener``) for each source
-not yet listened to, stops the ones no definition declares any more, and hands the others
-their subscriptions' current mappings. Then it writes every listener's state to the
-cluster's heartbeat row, where ``/api/health/`` and ``/metrics`` read it.
+Every ``LISTENER_POLL_SECONDS`` it reads the definitions' ids (one query; what a definition
+declares is read once, when it first appears) and starts a listener
+(``engine.sources.listener``) for each source not yet listened to, stops the ones no
+definition declares any more, and hands the others their subscriptions' current mappings.
+Then it writes every listener's state to the cluster's heartbeat row, where
+``/api/health/`` and ``/metrics`` read it.
 
 Listeners live in the cluster's main process, on threads of their own (never one per run):
 each stores a message's events through the events service (``events_from_broker``), which
@@ -22,7 +23,8 @@ import threading
 from django.db import DatabaseError, close_old_connections, connection
 
 from engine.budgets import TemplateLimits
-from engine.sources import EventDraft, consumer_of
+from engine.language.model import SourceSpec
+from engine.sources import EventDraft, EventMapping, consumer_of
 from engine.sources.listener import Listener
 from taskapp import selectors
 from taskapp.conf import conf
@@ -36,6 +38,8 @@ class ListenerManager(threading.Thread):
         super().__init__(name="async-states-listeners", daemon=True)
         self.owner = owner
         self.listeners: dict[tuple, Listener] = {}
+        # What each definition declares, read once per definition (they are immutable).
+        self._declared: dict[int, dict] = {}
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -54,7 +58,7 @@ class ListenerManager(threading.Thread):
 
     def _sync(self) -> None:
         try:
-            wanted = selectors.broker_sources()
+            wanted = self._wanted()
         except Exception:  # the database may be away for a while: keep what runs
             log.exception("listeners.sync_failed")
             close_old_connections()
@@ -74,6 +78,18 @@ class ListenerManager(threading.Thread):
             self.listeners[key] = listener
             listener.start()
             log.info("listeners.started source=%s", listener.label)
+
+    def _wanted(self) -> dict[tuple, tuple[SourceSpec, frozenset[EventMapping]]]:
+        """Every source of the loaded definitions, with the union of their mappings."""
+        ids = selectors.definition_ids()
+        self._declared = {i: self._declared[i] if i in self._declared
+                          else selectors.broker_sources_of(i) for i in ids}
+        wanted: dict[tuple, tuple[SourceSpec, frozenset[EventMapping]]] = {}
+        for declared in self._declared.values():
+            for key, (source, mappings) in declared.items():
+                known = wanted.get(key, (source, frozenset()))[1]
+                wanted[key] = (source, known | mappings)
+        return wanted
 
     def _report(self) -> None:
         states = [listener.state() for listener in self.listeners.values()]

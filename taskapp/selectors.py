@@ -19,7 +19,7 @@ from engine.cursor import RunCursor
 from engine.language import task_from_dict
 from engine.language.model import SourceSpec, SubscribeCondition, TaskDef
 from engine.runs import ACTIVE, FINISHED, RunSnapshot, RunStatus
-from engine.sources import EventMapping, sources_of
+from engine.sources import sources_of
 from taskapp import models
 
 ACTIVE_STATUSES = sorted(str(s) for s in ACTIVE)
@@ -35,11 +35,14 @@ def definition_of(definition_id: int) -> TaskDef:
     return task_from_dict(row.definition)
 
 
-def broker_sources() -> dict[tuple, tuple[SourceSpec, frozenset[EventMapping]]]:
-    """Every distinct broker source the loaded definitions declare, with the mappings of the
-    subscriptions naming it. One query of ids; each definition is parsed once per process."""
-    ids = models.TaskDefinition.objects.order_by("id").values_list("id", flat=True)
-    return sources_of(definition_of(definition_id) for definition_id in ids)
+def definition_ids() -> list[int]:
+    """The ids of every loaded definition (one query of an index)."""
+    return list(models.TaskDefinition.objects.order_by("id").values_list("id", flat=True))
+
+
+def broker_sources_of(definition_id: int) -> dict[tuple, tuple[SourceSpec, frozenset]]:
+    """The broker sources one stored definition declares (``engine.sources.sources_of``)."""
+    return sources_of([definition_of(definition_id)])
 
 
 def snapshot_of(run: models.Run) -> RunSnapshot:
