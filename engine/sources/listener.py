@@ -69,6 +69,7 @@ class Listener(threading.Thread):
         self._max_bytes, self._limits, self._max_backoff = max_bytes, limits, max_backoff
         self._on_exit = on_exit
         self._stop_event = threading.Event()
+        self._delay = BACKOFF_FIRST
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {
             "source": self.label, "connected": False, "connected_at": None,
@@ -84,7 +85,6 @@ class Listener(threading.Thread):
             return dict(self._state)
 
     def run(self) -> None:
-        delay = BACKOFF_FIRST
         try:
             while not self._stop_event.is_set():
                 url = ""
@@ -93,11 +93,10 @@ class Listener(threading.Thread):
                     connections.check_serves(self.source.connection, url, self.source.broker)
                     self._consume(self.source, url, self._handle, self._stop_event,
                                   self._connected)
-                    delay = BACKOFF_FIRST
                 except Exception as exc:  # any failure of a broker or of the database
                     self._failed(exc, url)
-                    self._stop_event.wait(delay)
-                    delay = min(delay * 2, self._max_backoff)
+                    self._stop_event.wait(self._delay)
+                    self._delay = min(self._delay * 2, self._max_backoff)
                     self._update(reconnects=self._state["reconnects"] + 1)
         finally:
             self._update(connected=False)
@@ -105,6 +104,7 @@ class Listener(threading.Thread):
                 self._on_exit()
 
     def _connected(self) -> None:
+        self._delay = BACKOFF_FIRST  # a later failure starts the backoff afresh
         self._update(connected=True, connected_at=time.time())
         log.info("listener.connected source=%s", self.label)
 
