@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench.harness import Cluster, paced, repeat, reset_runs, summary, wait_until
 from bench.scenarios.common import finished, service_start
@@ -43,7 +45,6 @@ def run(suite) -> None:
     rate = 20.0
     tag = f"bench_{os.getpid()}"
     redis_url = suite.redis_url or "redis://127.0.0.1:6379/0"
-    publishers = _publishers(tag, redis_url)
     scenario = suite.report.scenario(
         "broker_events", "Broker event → transition, per broker, beside event_send",
         workers=2, reps=suite.reps, events=count, rate_per_s=rate,
@@ -53,22 +54,24 @@ def run(suite) -> None:
            "ASYNC_STATES_CONNECTION_BENCH_NATS": NATS_URL,
            "ASYNC_STATES_CONNECTION_BENCH_REDIS": redis_url,
            "ASYNC_STATES_LISTENER_POLL_SECONDS": "0.5"}
-    for name in publishers:
+    for name in ("amqp", "mqtt", "nats", "redis"):
         _load(name, tag)
+    _jetstream(lambda js: js.add_stream(name=tag.upper(), subjects=[f"{tag}.>"]))
     try:
         with Cluster(2, **env):
             stats = repeat(suite.reps, _measure, suite, "api", None, count, rate)
             suite.report.add(scenario, "event_send (the API's path) → transition", stats,
                              UNITS)
-            for name, publish in publishers.items():
-                stats = repeat(suite.reps, _measure, suite, name, publish, count, rate)
+            for name in BROKERS:
+                with _publisher(name, tag, redis_url) as publish:
+                    stats = repeat(suite.reps, _measure, suite, name, publish, count, rate)
                 suite.report.add(scenario, f"{name} message → transition", stats, UNITS)
     finally:
-        for close in _CLEANUP:
-            close()
+        _cleanup(tag, redis_url)
 
 
-_CLEANUP: list = []
+# BENCH_BROKERS=mqtt,nats measures only those (the listeners of all four still run).
+BROKERS = tuple(os.environ.get("BENCH_BROKERS", "amqp,mqtt,nats,redis").split(","))
 
 
 def _sources(tag: str) -> dict[str, str]:
@@ -119,44 +122,69 @@ def _listening(count: int) -> bool:
     return sum(1 for s in states if s["connected"]) >= count
 
 
-def _publishers(tag: str, redis_url: str) -> dict:
-    """One publishing function per broker, each on one connection kept for the scenario."""
+def _jetstream(action):
     import nats
-    import paho.mqtt.client as paho
-    import pika
-    import redis
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    channel_conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = channel_conn.channel()
-    channel.queue_declare(tag, durable=True)
-    mqtt = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-    mqtt.connect("127.0.0.1", 1883)
-    mqtt.loop_start()
-    loop = asyncio.new_event_loop()
-    nc = loop.run_until_complete(nats.connect(NATS_URL))
-    js = nc.jetstream()
-    loop.run_until_complete(js.add_stream(name=tag.upper(), subjects=[f"{tag}.>"]))
-    store = redis.Redis.from_url(redis_url)
+    async def call():
+        client = await nats.connect(NATS_URL)
+        try:
+            return await action(client.jetstream())
+        finally:
+            await client.close()
 
-    def body(key: str) -> bytes:
-        return json.dumps({"key": key}).encode()
+    return asyncio.run(call())
 
-    def cleanup() -> None:
-        channel.queue_delete(tag)
-        channel_conn.close()
-        mqtt.disconnect()
-        mqtt.loop_stop()
-        loop.run_until_complete(js.delete_stream(tag.upper()))
-        loop.run_until_complete(nc.close())
+
+def _body(key: str) -> bytes:
+    return json.dumps({"key": key}).encode()
+
+
+@contextmanager
+def _publisher(name: str, tag: str, redis_url: str) -> Iterator:
+    """A publishing function for ``name``'s source, on one connection opened for it."""
+    if name == "amqp":
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        channel = connection.channel()
+        yield lambda key: channel.basic_publish("", tag, _body(key))
+        connection.close()
+    elif name == "mqtt":
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+        client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        client.connect("127.0.0.1", 1883)
+        client.loop_start()
+        yield lambda key: client.publish(f"{tag}/go", _body(key), qos=1).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+    elif name == "nats":
+        import nats
+
+        loop = asyncio.new_event_loop()
+        client = loop.run_until_complete(nats.connect(NATS_URL))
+        js = client.jetstream()
+        yield lambda key: loop.run_until_complete(js.publish(f"{tag}.go", _body(key)))
+        loop.run_until_complete(client.close())
         loop.close()
-        store.delete(tag)
+    else:
+        import redis
+
+        store = redis.Redis.from_url(redis_url)
+        yield lambda key: store.xadd(tag, {"body": _body(key)})
         store.close()
 
-    _CLEANUP.append(cleanup)
-    return {
-        "amqp": lambda key: channel.basic_publish("", tag, body(key)),
-        "mqtt": lambda key: mqtt.publish(f"{tag}/go", body(key), qos=1).wait_for_publish(5),
-        "nats": lambda key: loop.run_until_complete(js.publish(f"{tag}.go", body(key))),
-        "redis": lambda key: store.xadd(tag, {"body": body(key)}),
-    }
+
+def _cleanup(tag: str, redis_url: str) -> None:
+    """Drop the queue, streams and consumers this run made (each on a fresh connection)."""
+    import pika
+    import redis
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection.channel().queue_delete(tag)
+    connection.close()
+    _jetstream(lambda js: js.delete_stream(tag.upper()))
+    store = redis.Redis.from_url(redis_url)
+    store.delete(tag)
+    store.close()
