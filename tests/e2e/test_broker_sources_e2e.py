@@ -47,7 +47,7 @@ def brokers(monkeypatch):
     require_port("NATS", 4222)
     require_port("Redis", 6379)
     for name, url in {"SHOP": AMQP_URL, "DEVICES": MQTT_URL, "BUS": NATS_URL,
-                      "EVENTS": REDIS_URL}.items():
+                      "EVENTS": REDIS_URL, "CACHE": REDIS_URL}.items():
         monkeypatch.setenv(f"ASYNC_STATES_CONNECTION_{name}", url)
     monkeypatch.setenv("ASYNC_STATES_LISTENER_POLL_SECONDS", "0.5")
 
@@ -318,3 +318,42 @@ def test_a_listener_reconnects_after_its_connection_broke_mid_run(proxied, proxi
         assert state["reconnects"] >= 1
     finally:
         _delete_queue(queue)
+
+
+def test_the_docs_track_shipment_example_runs(broker_cluster, load, monkeypatch):
+    """The docs' example, its destinations renamed: a message on the exchange, bound by the
+    key's pattern and identified by a header, moves the run; a repeat is dropped."""
+    from tests.engine.test_docs_examples import yaml_examples
+
+    [text] = [body for _, body in yaml_examples() if body.startswith("name: track_shipment\n")]
+    exchange, stream, shipments = unique("warehouse"), unique("O").replace("-", "_").upper(), \
+        unique("shipments")
+    text = (text.replace("exchange: warehouse", f"exchange: {exchange}")
+            .replace("stream: ORDERS", f"stream: {stream}")
+            .replace("subject: orders.shipped", f"subject: {stream}.shipped")
+            .replace("stream: shipments", f"stream: {shipments}")
+            .replace('topic: "depots/+/scans"', f'topic: "{unique("depots")}/+/scans"'))
+    asyncio.run(_nats(lambda js: js.add_stream(name=stream, subjects=[f"{stream}.>"])))
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    try:
+        load(text)
+        run, _ = run_start(task="track_shipment", input={"order_id": "A-77"})
+        wait_listening(4)
+        for _ in range(2):
+            channel.basic_publish(exchange, "orders.eu.shipped", json.dumps(
+                {"order_id": "A-77", "carrier": "UPS"}).encode(),
+                pika.BasicProperties(headers={"x-shipment-id": "s-1"}))
+        run = wait_for(run.pk, timeout=30)
+        assert (run.status, run.state) == ("succeeded", "shipped"), run.error
+        assert run.data["shipment"] == {"order_id": "A-77", "carrier": "UPS"}
+        time.sleep(1.5)  # the listeners' next report
+        [shop] = [s for s in listeners() if exchange in s["source"]]
+        assert (shop["messages"], shop["events"], shop["duplicates"]) == (2, 1, 1)
+        assert models.Event.objects.filter(key="order.shipped:s-1").count() == 1
+    finally:
+        channel.queue_delete(f"async_states.{exchange}.orders.*.shipped")
+        channel.exchange_delete(exchange)
+        connection.close()
+        asyncio.run(_nats(lambda js: js.delete_stream(stream)))
+        redis.Redis.from_url(REDIS_URL).delete(shipments)
