@@ -12,7 +12,7 @@ from engine.language.model import SourceSpec
 from engine.sources import EventMapping, consumer_of
 from engine.sources.listener import Listener
 from taskapp import models
-from taskapp.listeners import _deliver
+from taskapp.listeners import _close_connection, _deliver
 
 
 def wait_until(check, timeout: float = 15.0, what: str = "the condition"):
@@ -38,7 +38,7 @@ def listen(transactional_db):
               wait: bool = True) -> Listener:
         listener = Listener(source, frozenset(mappings), consume=consumer_of(source.broker),
                             deliver=_deliver, max_bytes=max_bytes, limits=TemplateLimits(),
-                            max_backoff=1.0)
+                            max_backoff=1.0, on_exit=_close_connection)
         listener.start()
         started.append(listener)
         if wait:
