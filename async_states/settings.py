@@ -266,6 +266,8 @@ ASYNC_STATES.update({
                  "MAX_STEP_CRASHES", "STUCK_STEP_SECONDS", "STEP_THREADS")
     if os.environ.get(f"ASYNC_STATES_{name}")
 })
+if os.environ.get("ASYNC_STATES_SUSPECT_ALONE_SECONDS"):
+    ASYNC_STATES["SUSPECT_ALONE_SECONDS"] = float(os.environ["ASYNC_STATES_SUSPECT_ALONE_SECONDS"])
 # Cluster liveness and shutdown (docs/deploy.md): set only when the environment says so, so
 # the defaults stay in taskapp/conf.py.
 for _name in ("CLUSTER_BEAT_SECONDS", "CLUSTER_FENCE_SECONDS", "CLUSTER_DEAD_SECONDS",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import time
 
 SETUP = """
@@ -74,15 +75,19 @@ def measure(url: str, processes: int, commits: int) -> float:
 
 
 def main() -> None:
-    from bench.harness import DEFAULT_PG, aggregate, scratch_database
+    from bench.harness import DEFAULT_PG, aggregate, drop_database, scratch_database
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=3000, help="per process")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    url = scratch_database(DEFAULT_PG, "bench_ceiling")
-    result = {p: aggregate([{"commits_per_s": measure(url, p, args.commits)}
-                            for _ in range(args.reps)]) for p in (1, 2)}
+    name = f"bench_ceiling_{os.getpid()}"  # this run's own: two runs never drop each other's
+    url = scratch_database(DEFAULT_PG, name)
+    try:
+        result = {p: aggregate([{"commits_per_s": measure(url, p, args.commits)}
+                                for _ in range(args.reps)]) for p in (1, 2)}
+    finally:
+        drop_database(DEFAULT_PG, name)
     print(json.dumps(result, indent=2))
 
 

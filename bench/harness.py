@@ -45,9 +45,11 @@ def scratch_database(base_url: str, name: str) -> str:
 def drop_database(base_url: str, name: str) -> None:
     """Drop a scratch database made by ``scratch_database`` (PostgreSQL; growth leaves ~2 GB)."""
     import psycopg2
+    from django.conf import settings
     from django.db import connections
 
-    connections.close_all()
+    if settings.configured:  # bench.ceiling's own command never sets Django up
+        connections.close_all()
     admin = psycopg2.connect(base_url)
     admin.autocommit = True
     with admin.cursor() as cur:

@@ -10,8 +10,8 @@ This module owns the whole concept:
 
 - reading the configuration (``url_of``, ``configured``), through ``environ()``, the one place
   that reads ``os.environ``;
-- which instruction kinds a URL's scheme serves (``SCHEMES``), for ``loadtasks --check`` and
-  for the executors;
+- what a URL's scheme speaks (``SCHEMES``: a broker, ``grpc`` or a database), for
+  ``loadtasks --check`` and for the executors;
 - the per-process cache of open clients (``CONNECTIONS``): opened lazily on first use, reused by
   every attempt in the process, forgotten after a failure (the next attempt reopens), and
   forgotten in a forked child (``engine.forksafe``), which must never share its parent's
@@ -33,7 +33,8 @@ from engine.forksafe import forget_after_fork
 CONNECTION_PREFIX = "ASYNC_STATES_CONNECTION_"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
-# URL scheme -> the broker it speaks (``message.broker``).
+# URL scheme -> what it speaks: a broker (``message.broker``), ``grpc`` (``rpc`` with
+# ``protocol: grpc``) or a database system (``db``).
 SCHEMES: Mapping[str, str] = {
     "amqp": "amqp",
     "amqps": "amqp",
@@ -43,7 +44,17 @@ SCHEMES: Mapping[str, str] = {
     "tls": "nats",
     "redis": "redis",
     "rediss": "redis",
+    "grpc": "grpc",
+    "grpcs": "grpc",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
 }
+
+# The database systems a ``db`` instruction speaks (values of ``SCHEMES``).
+DATABASES = frozenset({"mysql", "postgresql", "sqlite"})
 
 
 class ConnectionNotConfigured(InstructionError):
@@ -97,18 +108,33 @@ def scheme_of(url: str) -> str:
     return url.partition("://")[0].lower() if "://" in url else ""
 
 
-def serves(url: str, broker: str) -> bool:
-    """Whether a connection with this URL speaks ``broker``."""
-    return SCHEMES.get(scheme_of(url)) == broker
+def serves(url: str, *speaks: str) -> bool:
+    """Whether a connection with this URL speaks one of ``speaks`` (``amqp``, ``grpc``...)."""
+    return SCHEMES.get(scheme_of(url)) in speaks
 
 
-def check_serves(name: str, url: str, broker: str) -> None:
-    """Refuse a connection whose scheme is not the broker's (a configuration error: final)."""
-    if not serves(url, broker):
-        schemes = ", ".join(sorted(s for s, b in SCHEMES.items() if b == broker))
+def schemes_for(*speaks: str) -> str:
+    """The schemes that speak one of ``speaks``, for messages: ``grpc or grpcs``."""
+    schemes = sorted(s for s, spoken in SCHEMES.items() if spoken in speaks)
+    return " or ".join(filter(None, (", ".join(schemes[:-1]), schemes[-1])))
+
+
+def served(speaks: tuple[str, ...]) -> str:
+    """What a connection must serve, for messages: ``the amqp broker``, ``gRPC``."""
+    if speaks == ("grpc",):
+        return "gRPC"
+    if set(speaks) <= DATABASES:
+        return "a database (db)"
+    return f"the {' or '.join(speaks)} broker"
+
+
+def check_serves(name: str, url: str, *speaks: str) -> None:
+    """Refuse a connection whose scheme speaks none of ``speaks`` (a configuration error:
+    final)."""
+    if not serves(url, *speaks):
         raise InstructionError(
             f"connection {name!r} is a {scheme_of(url) or 'scheme-less'} URL, which does not "
-            f"serve the {broker} broker (expected {schemes}); fix {env_name(name)}",
+            f"serve {served(speaks)} (expected {schemes_for(*speaks)}); fix {env_name(name)}",
             error_class="error",
             retryable=False,
         )

@@ -109,10 +109,10 @@ class BudgetExceeded(ExpressionError):
 class InstructionError(EngineError):
     """An instruction attempt failed.
 
-    ``error_class`` is what retry policies select on: ``connection``, ``timeout``, ``5xx``,
-    ``429``, ``4xx``, ``status`` or ``error``. ``retryable`` is the kind's own default
-    (a policy's ``retry_on`` decides in the end). ``result`` is what the far end answered,
-    when it answered.
+    ``error_class`` is what retry policies select on: ``connection``, ``timeout``,
+    ``conflict``, ``5xx``, ``429``, ``4xx``, ``status`` or ``error``. ``retryable`` is the
+    kind's own default (a policy's ``retry_on`` decides in the end). ``result`` is what the
+    far end answered, when it answered.
     """
 
     code = RunErrorCode.INSTRUCTION_FAILED

@@ -55,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     # died or was killed, an unexpected exception, the lease lost) fails instead of being
     # handed to the next worker.
     "MAX_STEP_CRASHES": 3,
+    # A run whose last step did not end cleanly is stepped alone in its worker process
+    # (taskapp.isolation): it waits for the steps in flight there, and no new one starts
+    # beside it for this long, so dying again it is charged alone, not its neighbours.
+    "SUSPECT_ALONE_SECONDS": 10.0,
     # A step running this long (STEP_MAX_SECONDS plus a slow instruction, several times
     # over) is reported stuck by its worker's watchdog and by GET /api/health/; 0: never.
     "STUCK_STEP_SECONDS": 120.0,

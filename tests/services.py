@@ -31,3 +31,23 @@ def require_service(name: str, check: Callable[[], object]) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{message}; REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
     pytest.skip(message)
+
+
+MARIADB_URL = "mysql://root@127.0.0.1:3306/test"
+
+
+def require_mariadb() -> None:
+    """MariaDB at 127.0.0.1:3306 (user root, no password), with the database ``test``
+    (created when missing): the db instruction's MySQL driver."""
+
+    def check() -> None:
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=2)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE DATABASE IF NOT EXISTS test")
+        finally:
+            conn.close()
+
+    require_service("MariaDB at 127.0.0.1:3306 (user root, no password)", check)

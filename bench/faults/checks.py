@@ -40,7 +40,8 @@ def check_runs(record: LoadRecord) -> dict[str, Any]:
     from taskapp import models
 
     runs = list(models.Run.objects.filter(task_name__in=TASKS).values(
-        "id", "task_name", "idempotency_key", "status", "state", "data", "lease_owner"))
+        "id", "task_name", "idempotency_key", "status", "state", "data", "lease_owner", "error",
+        "crashes", "crash_error"))
     by_key: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
         by_key[run["idempotency_key"]].append(run)
@@ -63,7 +64,13 @@ def check_runs(record: LoadRecord) -> dict[str, Any]:
 
 
 def _brief(run: dict) -> str:
-    return f"{run['id']} {run['task_name']} {run['status']} in {run['state']!r}"
+    """One line a reader can act on: which run, where it ended and, for a failed one, why."""
+    line = f"{run['id']} {run['task_name']} {run['status']} in {run['state']!r}"
+    if run.get("error"):
+        line += f" error={json.dumps(run['error'], default=str)[:300]}"
+    if run.get("crashes") or run.get("crash_error"):
+        line += f" crashes={run['crashes']} crash_error={run['crash_error']!r}"
+    return line
 
 
 def check_histories(runs: list[dict], record: LoadRecord) -> dict[str, Any]:

@@ -65,14 +65,24 @@ class Fleet:
     def worker_kill(self) -> dict[str, Any]:
         """SIGKILL one worker: a holder of a lease if any, else any child of a sentinel."""
         index, cluster = self._pick_cluster()
-        tree = _workers(cluster.process.pid) or set(cluster.tree())
-        wait_until(lambda: held_runs(tree), HOLD_WAIT, every=0.02)
-        holders = sorted({pid for pid in tree if held_runs({pid})})
-        victim = self.victims.choice(holders or sorted(tree))
-        held = held_runs({victim})
-        at = time.time()
-        os.kill(victim, signal.SIGKILL)
-        return {"kind": "worker_kill", "at": at, "cluster": index, "pid": victim, "held": held}
+
+        def tree() -> set[int]:
+            return _workers(cluster.process.pid) or set(cluster.tree())
+
+        wait_until(lambda: held_runs(tree()), HOLD_WAIT, every=0.02)
+        for _ in range(3):  # a worker may exit by itself (recycled) between look and kill
+            workers = tree()
+            holders = sorted({pid for pid in workers if held_runs({pid})})
+            victim = self.victims.choice(holders or sorted(workers))
+            held = held_runs({victim})
+            at = time.time()
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            return {"kind": "worker_kill", "at": at, "cluster": index, "pid": victim,
+                    "held": held}
+        raise RuntimeError("every worker picked had exited before the kill, three times")
 
     def cluster_kill(self) -> dict[str, Any]:
         """SIGKILL a whole cluster's process group (a host lost), restart it 1-3 s later."""

@@ -50,6 +50,17 @@ def failures(result: dict) -> dict[str, int]:
     return {label: n for label, n in counts.items() if n}
 
 
+def _offender_lines(result: dict, most: int = 10) -> list[str]:
+    """The first few items behind each non-zero list count, so a failure in CI says which
+    runs (and why) without a replay."""
+    lines: list[str] = []
+    for label, path in MUST_BE_ZERO:
+        value = _get(result, path)
+        if isinstance(value, list) and value:
+            lines += ["", f"  {label}:"] + [f"    {item}" for item in value[:most]]
+    return lines
+
+
 def table(result: dict) -> str:
     faults = Counter(f["kind"] for f in result["faults"])
     runs, load, calls = result["runs"], result["load"], result["calls"]
@@ -69,6 +80,7 @@ def table(result: dict) -> str:
     lines += _hostile_summary(result)
     lines += ["", "  must be zero:"]
     lines += [f"    {label:<48} {_count(_get(result, path)):>5}" for label, path in MUST_BE_ZERO]
+    lines += _offender_lines(result)
     lines += _hostile_lines(result["hostile"])
     lines += _finding_lines(result["findings"])
     bad = failures(result)

@@ -71,9 +71,15 @@ def assigns_paths(kind: str) -> bool:
     return bool(getattr(executor_for(kind), "assigns", False))
 
 
+def gives_result(kind: str) -> bool:
+    """Whether an attempt of ``kind`` answers one value that a predicate can test (what a
+    ``poll`` needs): every kind but those whose result is paths to assign."""
+    return not assigns_paths(kind)
+
+
 # The error classes a remote failure is worth retrying for, by default: the far end may answer
 # differently next time. RetryPolicy's default retry_on selects the same ones.
-TRANSIENT_ERROR_CLASSES = frozenset({"connection", "timeout", "5xx", "429"})
+TRANSIENT_ERROR_CLASSES = frozenset({"connection", "timeout", "conflict", "5xx", "429"})
 
 
 def instruction_error(

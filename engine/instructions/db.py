@@ -1,15 +1,19 @@
 """The ``db`` instruction: one SQL statement with bound parameters, in its own transaction.
 
-It owns reaching a database named by URL (``postgresql://``/``postgres://`` through psycopg2,
-``sqlite:///path`` through sqlite3), caching one connection per (process, thread, URL) with a
-health check on reuse, running the statement under the attempt's timeout, turning rows into
-JSON-ready dicts, and classifying failures: cannot connect or connection lost ->
-``connection``; statement timeout or a locked SQLite file -> ``timeout`` (both retryable);
-anything the database rejected -> ``error`` (not retryable). Messages name the database by
-host and name (or SQLite path), never by the URL, which may carry a password.
+It owns reaching a database named by a connection (``connection: shop``, whose URL the
+environment holds: ``engine.connections``) or by a URL template: ``postgresql://`` /
+``postgres://`` through psycopg2, ``mysql://`` / ``mariadb://`` through PyMySQL,
+``sqlite:///path`` through sqlite3. It caches one connection per (process, thread, URL) with a
+health check on reuse, runs the statement under the attempt's timeout (PostgreSQL
+``statement_timeout``, MariaDB ``max_statement_time``, MySQL ``max_execution_time``, which
+MySQL applies to SELECTs only), turns rows into JSON-ready dicts, and classifies failures:
+cannot connect or connection lost -> ``connection``; statement timeout or a locked SQLite
+file -> ``timeout``; a deadlock -> ``conflict`` (all retryable); anything the database
+rejected -> ``error`` (not retryable). Messages name the connection, or the database by host
+and name (or SQLite path), never the URL, which may carry a password.
 
-The SQL text is never templated; values reach it only as bound parameters written
-``%(name)s`` (psycopg2's style, translated for SQLite).
+The SQL text is never templated; values reach it only as parameters bound by the driver,
+written ``%(name)s`` (the style psycopg2 and PyMySQL share, translated for SQLite).
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
+import pymysql
 
+from engine import connections
 from engine.errors import InstructionError
 from engine.forksafe import fork_safe_local
 from engine.instructions import ExecContext, instruction_error
@@ -60,9 +66,8 @@ class DbExecutor:
         """
         if spec.fetch not in FETCH_MODES:
             raise InstructionError(f"db: fetch must be one of none, one, all; got {spec.fetch!r}")
-        url = str(ctx.render(spec.url))
         params = ctx.render(dict(spec.params))
-        database = _database_for(url)
+        database = _database_for(*_where(spec, ctx))
         with database.errors():
             return database.run(spec.query, params, spec.fetch, ctx.timeout)
 
@@ -76,7 +81,17 @@ def describe(url: str) -> str:
     return f"{parts.scheme} {parts.hostname or 'localhost'}{port}{parts.path or '/'}"
 
 
-def _database_for(url: str) -> _Database:
+def _where(spec: DbSpec, ctx: ExecContext) -> tuple[str, str]:
+    """``(url, label)``: the URL to open and how messages name it."""
+    if spec.connection is not None:
+        url = connections.url_of(spec.connection)
+        connections.check_serves(spec.connection, url, *connections.DATABASES)
+        return url, f"connection '{spec.connection}'"
+    url = str(ctx.render(spec.url))
+    return url, describe(url)
+
+
+def _database_for(url: str, label: str) -> _Database:
     scheme = urlsplit(url).scheme
     if scheme not in _DRIVERS:
         raise InstructionError(
@@ -88,8 +103,9 @@ def _database_for(url: str) -> _Database:
     if database is None or not database.healthy():
         if database is not None:
             database.close()
-        database = _DRIVERS[scheme](url)
+        database = _DRIVERS[scheme](url, label)
         cache[url] = database
+    database.name = label  # one URL, named by a connection in one task and not in another
     return database
 
 
@@ -105,9 +121,9 @@ def _connections() -> dict[str, _Database]:
 class _Database:
     """One lazily opened connection; subclasses know their driver."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, label: str):
         self.url = url
-        self.name = describe(url)
+        self.name = label
         self.conn: Any = None
 
     def healthy(self) -> bool:
@@ -142,7 +158,7 @@ class _Database:
             raise error from exc
 
     def _fail(self, error_class: str, what: str, exc: Exception) -> InstructionError:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
+        detail = connections.scrub(str(exc), self.url, self.name) or type(exc).__name__
         return instruction_error(f"db {self.name}: {what}: {detail}", error_class)
 
     def run(self, query: str, params: dict, fetch: str, timeout: float) -> Any:
@@ -221,9 +237,72 @@ class _Sqlite(_Database):
         return self._fail("error", "statement failed", exc)
 
 
-_DRIVERS: dict[str, Callable[[str], _Database]] = {
+class _Mysql(_Database):
+    """MySQL and MariaDB through PyMySQL (pure Python: nothing to compile, one wheel)."""
+
+    # Server error numbers (mysqld_error.h, errmsg.h).
+    _TIMEOUTS = frozenset({1969, 3024, 1205})  # max_statement_time, max_execution_time, lock wait
+    _CONFLICTS = frozenset({1213})  # deadlock: the transaction was rolled back, try again
+    _REFUSED = frozenset({1044, 1045, 1698})  # access denied
+    _LOST = frozenset({2002, 2003, 2006, 2013, 2055})  # cannot connect, gone away, lost
+
+    mariadb = False
+
+    def _connect(self, timeout: float) -> Any:
+        if self.conn is None:
+            parts = urlsplit(self.url)
+            self.conn = pymysql.connect(
+                host=parts.hostname or "localhost", port=parts.port or 3306,
+                user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
+                database=unquote(parts.path.lstrip("/")) or None, charset="utf8mb4",
+                connect_timeout=max(1, timeout), autocommit=False)
+            self.mariadb = "mariadb" in self.conn.get_server_info().lower()
+        return self.conn
+
+    def _ping(self) -> None:
+        self.conn.ping(reconnect=False)
+
+    def run(self, query: str, params: dict, fetch: str, timeout: float) -> Any:
+        conn = self._connect(timeout)
+        bound = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
+        conn.begin()
+        committed = False
+        try:
+            with conn.cursor() as cur:
+                cur.execute(*self._timeout_statement(timeout))
+                cur.execute(query, bound)  # a dict, even empty: %% always means %
+                result = _fetch(cur, fetch)
+            conn.commit()
+            committed = True
+        finally:
+            if not committed and conn.open:
+                with suppress(pymysql.Error):  # the statement's own error is the one to tell
+                    conn.rollback()
+        return result
+
+    def _timeout_statement(self, timeout: float) -> tuple[str, tuple]:
+        if self.mariadb:
+            return "SET SESSION max_statement_time = %s", (max(0.001, timeout),)
+        return "SET SESSION max_execution_time = %s", (max(1, round(timeout * 1000)),)
+
+    def _classify(self, exc: Exception) -> InstructionError:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in self._TIMEOUTS:
+            return self._fail("timeout", "statement timed out", exc)
+        if code in self._CONFLICTS:
+            return self._fail("conflict", "deadlock, the transaction was rolled back", exc)
+        if code in self._REFUSED:
+            return self._fail("error", "the database refused the credentials", exc)
+        if code in self._LOST or self.conn is None or not self.conn.open:
+            return self._fail("connection", "cannot reach the database", exc)
+        return self._fail("error", "statement failed", exc)
+
+
+_DRIVERS: dict[str, Callable[[str, str], _Database]] = {
     "postgresql": _Postgres,
     "postgres": _Postgres,
+    "mysql": _Mysql,
+    "mariadb": _Mysql,
     "sqlite": _Sqlite,
 }
 

@@ -6,6 +6,7 @@ calls ``parse_spec``). Executing instructions belongs to ``engine.instructions``
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -123,14 +124,54 @@ def _rpc(reader: Reader, node: Node, path: str) -> RpcSpec | None:
     if fields is None:
         return None
     protocol = reader.get(fields, "protocol", path, _choice(reader, v.RPC_PROTOCOLS), "jsonrpc")
+    _refuse_other_protocols_keys(reader, node, path, fields, protocol)
+    grpc = protocol == "grpc"
     return RpcSpec(
-        url=reader.need(fields, "url", node, path, "rpc", reader.template),
-        method=reader.need(fields, "method", node, path, "rpc", reader.template),
+        url=None if grpc else reader.need(fields, "url", node, path, "rpc", reader.template),
+        method=reader.need(
+            fields, "method", node, path, "rpc", _grpc_method(reader) if grpc else reader.template
+        ),
         params=reader.get(fields, "params", path, _templates(reader)),
         protocol=protocol,
         headers=reader.get(fields, "headers", path, reader.template_pairs, ()),
         auth=reader.get(fields, "auth", path, _auth(reader)),
+        connection=reader.need(fields, "connection", node, path, "grpc rpc",
+                               _connection(reader, "grpc")) if grpc else None,
+        request=reader.get(fields, "request", path, _templates(reader)),
+        metadata=reader.get(fields, "metadata", path, reader.template_pairs, ()),
+        descriptor_set=reader.get(fields, "descriptor_set", path, reader.string),
     )
+
+
+def _refuse_other_protocols_keys(
+    reader: Reader, node: Node, path: str, fields: dict[str, Node], protocol: str | None
+) -> None:
+    for key, only in v.PROTOCOL_ONLY_KEYS.items():
+        if key in fields and protocol not in (only, None):
+            reader.error(
+                node.key_marks[key],
+                join(path, key),
+                f"{key} is only for rpc protocol {only}, not '{protocol}'; remove it",
+            )
+
+
+GRPC_METHOD = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*/[A-Za-z_]\w*$")
+
+
+def _grpc_method(reader: Reader) -> Any:
+    def read(node: Node, path: str, what: str) -> str | None:
+        name = reader.string(node, path, what)
+        if name is not None and not GRPC_METHOD.match(name):
+            reader.error(
+                node.mark,
+                path,
+                f"grpc method '{shorten(name)}' must be the full method name, "
+                "package.Service/Method (as grpcurl writes it)",
+            )
+            return None
+        return name
+
+    return read
 
 
 def _message(reader: Reader, node: Node, path: str) -> MessageSpec | None:
@@ -139,14 +180,8 @@ def _message(reader: Reader, node: Node, path: str) -> MessageSpec | None:
         return None
     broker = reader.need(fields, "broker", node, path, "message", _choice(reader, v.BROKERS))
     _refuse_other_brokers_keys(reader, node, path, fields, broker)
-    connection = reader.get(fields, "connection", path, read_connection(reader, broker))
-    if ("connection" in fields) == ("url" in fields):
-        reader.error(
-            node.mark,
-            path,
-            "message needs exactly one of 'connection' (the name of a connection configured "
-            "in the environment, the usual way) or 'url'",
-        )
+    connection = reader.get(fields, "connection", path, _connection(reader, broker))
+    _connection_or_url(reader, node, path, fields, "message")
     return MessageSpec(
         broker=broker,
         connection=connection,
@@ -162,6 +197,18 @@ def _message(reader: Reader, node: Node, path: str) -> MessageSpec | None:
     )
 
 
+def _connection_or_url(
+    reader: Reader, node: Node, path: str, fields: dict[str, Node], what: str
+) -> None:
+    if ("connection" in fields) == ("url" in fields):
+        reader.error(
+            node.mark,
+            path,
+            f"{what} needs exactly one of 'connection' (the name of a connection configured "
+            "in the environment, the usual way) or 'url'",
+        )
+
+
 def _refuse_other_brokers_keys(
     reader: Reader, node: Node, path: str, fields: dict[str, Node], broker: str | None
 ) -> None:
@@ -174,8 +221,10 @@ def _refuse_other_brokers_keys(
             )
 
 
-def read_connection(reader: Reader, broker: str | None) -> Any:
-    """A connection name, checked against the environment of the process that loads it."""
+def _connection(reader: Reader, *speaks: str | None) -> Any:
+    """A connection name, checked against the environment of the process that loads it: it
+    must speak one of ``speaks`` (a broker, ``grpc``, a database system; None: unknown, as
+    when the broker itself is misspelt)."""
 
     def read(node: Node, path: str, what: str) -> str | None:
         name = reader.string(node, path, what)
@@ -190,14 +239,14 @@ def read_connection(reader: Reader, broker: str | None) -> Any:
                 f"{connections.CONNECTION_PREFIX}<NAME>)",
             )
             return None
-        _check_configured(reader, node, path, name, broker)
+        _check_configured(reader, node, path, name, tuple(s for s in speaks if s))
         return name
 
     return read
 
 
 def _check_configured(
-    reader: Reader, node: Node, path: str, name: str, broker: str | None
+    reader: Reader, node: Node, path: str, name: str, speaks: tuple[str, ...]
 ) -> None:
     scheme = connections.configured().get(name)
     if scheme is None:
@@ -208,13 +257,13 @@ def _check_configured(
             "set); the workers' environment must set it",
             severity=Severity.WARNING,
         )
-    elif broker is not None and connections.SCHEMES.get(scheme) != broker:
+    elif speaks and connections.SCHEMES.get(scheme) not in speaks:
         reader.error(
             node.mark,
             path,
             f"connection '{name}' is a {scheme or 'scheme-less'} URL, which does not serve "
-            f"the {broker} broker; name a {broker} connection or fix "
-            f"{connections.env_name(name)}",
+            f"{connections.served(speaks)}; name a connection whose URL scheme is "
+            f"{connections.schemes_for(*speaks)}, or fix {connections.env_name(name)}",
         )
 
 
@@ -232,8 +281,12 @@ def _db(reader: Reader, node: Node, path: str) -> DbSpec | None:
     fields = reader.fields(node, path, v.DB_KEYS, "db")
     if fields is None:
         return None
+    _connection_or_url(reader, node, path, fields, "db")
     return DbSpec(
-        url=reader.need(fields, "url", node, path, "db", reader.template),
+        connection=reader.get(
+            fields, "connection", path, _connection(reader, *connections.DATABASES)
+        ),
+        url=reader.get(fields, "url", path, reader.template),
         query=reader.need(fields, "query", node, path, "db", _query(reader)),
         params=reader.get(fields, "params", path, reader.template_pairs, ()),
         fetch=reader.get(fields, "fetch", path, _choice(reader, v.FETCH_MODES), "all"),
@@ -380,3 +433,9 @@ def _retry_on(reader: Reader) -> Any:
 
 def _at_least(reader: Reader, minimum: float) -> Any:
     return lambda node, path, what: reader.number(node, path, what, minimum)
+
+
+def read_connection(reader: Reader, *speaks: str | None) -> Any:
+    """The connection-name reader for other parts of the parser (a ``subscribe`` source's
+    ``connection``): the same checks as an instruction's."""
+    return _connection(reader, *speaks)

@@ -40,9 +40,10 @@ class Mark:
 class RetryPolicy:
     """How an instruction is retried.
 
-    ``retry_on`` names error classes: ``connection``, ``timeout``, ``5xx``, ``429``, ``4xx``,
-    ``status`` (any unexpected status) and ``error`` (any failure). The default retries
-    transient failures only.
+    ``retry_on`` names error classes: ``connection``, ``timeout``, ``conflict`` (a deadlock,
+    gRPC ABORTED: the same call may succeed next time), ``5xx``, ``429``, ``4xx``, ``status``
+    (any unexpected status) and ``error`` (any failure). The default retries transient
+    failures only.
     """
 
     max_attempts: int = 3
@@ -50,7 +51,7 @@ class RetryPolicy:
     factor: float = 2.0
     max_delay: timedelta = timedelta(seconds=60)
     jitter: bool = True
-    retry_on: tuple[str, ...] = ("connection", "timeout", "5xx", "429")
+    retry_on: tuple[str, ...] = ("connection", "timeout", "conflict", "5xx", "429")
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -83,14 +84,20 @@ class HttpSpec:
 
 @dataclass(frozen=True, slots=True)
 class RpcSpec:
-    """A remote procedure call: JSON-RPC 2.0 over HTTP (the only protocol today)."""
+    """A remote procedure call: JSON-RPC 2.0 over HTTP (``url``, ``params``, ``headers``,
+    ``auth``) or a gRPC unary call (``connection``, ``request``, ``metadata``,
+    ``descriptor_set``); the parser keeps each protocol's fields to it."""
 
-    url: str
-    method: str
+    method: str  # jsonrpc: the method (a template); grpc: package.Service/Method
+    url: str | None = None
     params: Any = None
-    protocol: str = "jsonrpc"
+    protocol: str = "jsonrpc"  # "jsonrpc" | "grpc"
     headers: tuple[tuple[str, Any], ...] = ()
     auth: HttpAuth | None = None
+    connection: str | None = None  # grpc: ASYNC_STATES_CONNECTION_<NAME>=grpc[s]://host:port
+    request: Any = None  # grpc: the request message as JSON; string leaves are templates
+    metadata: tuple[tuple[str, Any], ...] = ()  # grpc: values are templates
+    descriptor_set: str | None = None  # grpc: a FileDescriptorSet file; None: reflection
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +123,12 @@ class MessageSpec:
 
 @dataclass(frozen=True, slots=True)
 class DbSpec:
-    """One SQL statement with bound parameters against a database named by URL."""
+    """One SQL statement with bound parameters against a database: a named ``connection``
+    (configured in the environment) or a ``url`` template; exactly one is set."""
 
-    url: str  # template; usually "{{ secrets.X }}"
     query: str  # SQL text with %(name)s placeholders; never templated
+    url: str | None = None  # template; usually "{{ secrets.X }}"
+    connection: str | None = None  # a name: ASYNC_STATES_CONNECTION_<NAME> holds the URL
     params: tuple[tuple[str, Any], ...] = ()
     fetch: str = "all"  # "none" | "one" | "all"
 

@@ -24,9 +24,6 @@ from engine.language.reading import Reader
 from engine.language.source_parser import parse_source
 from engine.language.yamlnodes import Node, join
 
-# Instruction kinds a poll cannot run: they produce no result for `until` to test.
-_NOT_POLLABLE = frozenset({"message", "set"})
-
 
 def parse_transition(
     reader: Reader, node: Node, path: str, index: int, state: str
@@ -116,7 +113,7 @@ def _when(reader: Reader, node: Node, path: str) -> WhenCondition | None:
 
 
 def _poll(reader: Reader, node: Node, path: str) -> PollCondition | None:
-    fields = reader.fields(node, path, v.POLL_KEYS | _NOT_POLLABLE, "poll")
+    fields = reader.fields(node, path, v.POLL_KEYS, "poll")
     if fields is None:
         return None
     kind = _poll_kind(reader, node, path)
@@ -132,20 +129,28 @@ def _poll(reader: Reader, node: Node, path: str) -> PollCondition | None:
 
 
 def _poll_kind(reader: Reader, node: Node, path: str) -> str | None:
-    for key in node.value:
-        if key in _NOT_POLLABLE:
-            reader.error(
-                node.key_marks[key],
-                join(path, key),
-                f"poll cannot run a '{key}' instruction: it has no result to test; "
-                "use http, rpc or db",
-            )
-            return None
-    kinds = [key for key in node.value if key in v.POLL_KINDS]
+    from engine.instructions import gives_result, registered_kinds  # the registry decides
+
+    kinds = [key for key in node.value if key in v.INSTRUCTION_KINDS]
+    if len(kinds) == 1 and kinds[0] in registered_kinds() and not gives_result(kinds[0]):
+        reader.error(
+            node.key_marks[kinds[0]],
+            join(path, kinds[0]),
+            f"poll cannot run a '{kinds[0]}' instruction: it gives no result to test; "
+            f"use one of {', '.join(_pollable())}",
+        )
+        return None
     if len(kinds) != 1:
-        _exactly_one(reader, node, path, kinds, "poll", "http, rpc or db")
+        options = f"one instruction kind ({', '.join(_pollable())})"
+        _exactly_one(reader, node, path, kinds, "poll", options)
         return None
     return kinds[0]
+
+
+def _pollable() -> list[str]:
+    from engine.instructions import gives_result, registered_kinds
+
+    return [kind for kind in registered_kinds() if gives_result(kind)]
 
 
 def _poll_instruction(

@@ -40,8 +40,32 @@ HTTP_KEYS = frozenset(
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 AUTH_KEYS = frozenset({"basic", "bearer"})
 BASIC_AUTH_KEYS = frozenset({"username", "password"})
-RPC_KEYS = frozenset({"url", "method", "params", "protocol", "headers", "auth"})
-RPC_PROTOCOLS = frozenset({"jsonrpc"})
+RPC_KEYS = frozenset(
+    {
+        "url",
+        "method",
+        "params",
+        "protocol",
+        "headers",
+        "auth",
+        "connection",
+        "request",
+        "metadata",
+        "descriptor_set",
+    }
+)
+RPC_PROTOCOLS = frozenset({"jsonrpc", "grpc"})
+# The rpc keys that only one protocol understands (the others are shared: method, protocol).
+PROTOCOL_ONLY_KEYS = {
+    "url": "jsonrpc",
+    "params": "jsonrpc",
+    "headers": "jsonrpc",
+    "auth": "jsonrpc",
+    "connection": "grpc",
+    "request": "grpc",
+    "metadata": "grpc",
+    "descriptor_set": "grpc",
+}
 MESSAGE_KEYS = frozenset(
     {
         "broker",
@@ -66,20 +90,23 @@ BROKER_ONLY_KEYS = {
     "jetstream": "nats",
     "stream": "redis",
 }
-DB_KEYS = frozenset({"url", "query", "params", "fetch"})
+DB_KEYS = frozenset({"connection", "url", "query", "params", "fetch"})
 FETCH_MODES = frozenset({"none", "one", "all"})
 
 RETRY_KEYS = frozenset(
     {"max_attempts", "initial_delay", "factor", "max_delay", "jitter", "retry_on"}
 )
-RETRY_ON = frozenset({"connection", "timeout", "5xx", "429", "4xx", "status", "error"})
+RETRY_ON = frozenset(
+    {"connection", "timeout", "conflict", "5xx", "429", "4xx", "status", "error"}
+)
 
 # Transitions: `to`, an optional name, and at most one condition key.
 CONDITION_KINDS = frozenset({"subscribe", "wait", "poll", "when"})
 TRANSITION_KEYS = frozenset({"to", "name"}) | CONDITION_KINDS
 WAIT_KEYS = frozenset({"duration", "until"})
-POLL_KINDS = frozenset({"http", "rpc", "db"})
-POLL_KEYS = POLL_KINDS | frozenset(
+# A poll runs one instruction of any kind; which kinds give a result to test is the kind's
+# executor's to say (``engine.instructions.gives_result``), not this list's.
+POLL_KEYS = INSTRUCTION_KINDS | frozenset(
     {
         "name",
         "every",

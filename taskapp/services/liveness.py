@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Greatest
 
 from engine.runs import ACTIVE
 from taskapp import dispatch, models
@@ -156,8 +157,12 @@ def _release(cluster: str, now: datetime) -> list[str]:
     ids = list(_held_by(cluster, now).values_list("id", flat=True))
     if not ids:
         return []
+    # The whole cluster went (its host, or every one of its processes): that is not what
+    # any of its runs did, so their claims are not counted as crashed steps. A single
+    # worker dying inside a live cluster (cluster_workers_reap) may be a poison run's doing
+    # and keeps the count (taskapp/isolation.py steps those runs alone next).
     models.Run.objects.filter(id__in=ids, lease_owner__startswith=f"{cluster}/").update(
         lease_owner="", lease_expires_at=None, wake_at=backstop(now),
-        version=F("version") + 1)
+        version=F("version") + 1, crashes=Greatest(F("crashes") - 1, 0))
     dispatch.advance_many_later(ids, batch=int(conf.WAKE_BATCH))
     return [str(i) for i in ids]

@@ -27,6 +27,7 @@ from engine.runner import Runner, prepare_cancel, prepare_crash_failure, prepare
 from engine.runs import ACTIVE, FINISHED, REDRIVABLE, StepOutcome, in_order
 from taskapp import dispatch, liveness, models, signals
 from taskapp.conf import conf
+from taskapp.isolation import isolation
 from taskapp.selectors import definition_of, snapshot_of
 from taskapp.services import workers
 from taskapp.services.errors import (
@@ -185,13 +186,23 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
     """Advance one run as far as it goes now (one *step*); None when another worker holds it
     or it has nothing to do. Safe to call any number of times (django-q2 may redeliver)."""
     owner = _worker_id()
-    row = _claim(run_id, owner)
-    if row is None:
-        return None
-    store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal,
-                           fresh=row.entry == 0, lease_expires_at=row.lease_expires_at)
-    if row.crashes > int(conf.MAX_STEP_CRASHES):
-        return _fail_poisoned(row, store)
+    with isolation.shared():
+        row = _claim(run_id, owner)
+        if row is None:
+            return None
+        store = DjangoRunStore(owner=owner, version=row.version, signal=row.signal,
+                               fresh=row.entry == 0, lease_expires_at=row.lease_expires_at)
+        if row.crashes > int(conf.MAX_STEP_CRASHES):
+            return _fail_poisoned(row, store)
+        if row.crashes > 1:  # its last step did not end cleanly: step it alone
+            with isolation.upgrade(float(conf.SUSPECT_ALONE_SECONDS)):
+                return _tracked_step(run_id, row, store, owner)
+        return _tracked_step(run_id, row, store, owner)
+
+
+def _tracked_step(run_id: object, row: models.Run, store: DjangoRunStore,
+                  owner: str) -> StepOutcome | None:
+    """The step, known to the worker's watchdog while it runs."""
     workers.step_began(run_id)
     try:
         return _step(run_id, row, store, owner)

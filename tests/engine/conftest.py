@@ -137,6 +137,11 @@ def _rpc_reply(call: dict, mode: str) -> tuple[int, object]:
         return 500, {"oops": True}
     if mode == "wrong-id":
         return 200, {"jsonrpc": "2.0", "id": "other", "result": 1}
+    if mode == "batch":
+        return 200, [{"jsonrpc": "2.0", "id": call["id"], "result": 1}]
+    if mode.startswith("code"):  # /rpc/code-32601: that error code, with data
+        error = {"code": -int(mode[5:]), "message": f"code {mode[4:]}", "data": {"at": "x"}}
+        return 200, {"jsonrpc": "2.0", "id": call["id"], "error": error}
     if call["method"] == "fail":
         error = {"code": -32602, "message": "invalid params", "data": call.get("params")}
         return 200, {"jsonrpc": "2.0", "id": call["id"], "error": error}

@@ -1,4 +1,5 @@
-"""The db instruction against SQLite (always) and PostgreSQL at 127.0.0.1:5432 (when up)."""
+"""The db instruction against SQLite (always), PostgreSQL at 127.0.0.1:5432 and MariaDB at
+127.0.0.1:3306 (when up; REQUIRE_SERVICES=1 fails without them)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,24 @@ from engine.errors import InstructionError
 from engine.instructions import ExecContext, db
 from engine.language.model import DbSpec
 from tests.engine.forking import in_child
-from tests.services import require_service
+from tests.services import MARIADB_URL, require_mariadb, require_service
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+MYSQL_URL = MARIADB_URL
 
 
 def _pg_check() -> None:
     psycopg2.connect(PG_URL, connect_timeout=2).close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def database(request, tmp_path) -> Iterator[tuple[str, str]]:
     """``(url, table)``: a database and a fresh empty table ``(id integer, name text)``."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'test.db'}"
+    elif request.param == "mysql":
+        require_mariadb()
+        url = MYSQL_URL
     else:
         require_service("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)", _pg_check)
         url = PG_URL
@@ -43,6 +48,15 @@ def run(url: str, query: str, fetch: str = "all", timeout: float = 5.0, **params
     spec = DbSpec(url=url, query=query, params=tuple(params.items()), fetch=fetch)
     ctx = ExecContext(render=lambda v: v, timeout=timeout, idempotency_key="k", attempt=1)
     return db.EXECUTOR.execute(spec, ctx)
+
+
+def run_on(connection: str, query: str) -> InstructionError:
+    """The error of ``query`` on the named connection (it must fail)."""
+    spec = DbSpec(connection=connection, query=query)
+    ctx = ExecContext(render=lambda v: v, timeout=5, idempotency_key="k", attempt=1)
+    with pytest.raises(InstructionError) as info:
+        db.EXECUTOR.execute(spec, ctx)
+    return info.value
 
 
 def failure(url: str, query: str, **kwargs) -> InstructionError:
@@ -169,7 +183,61 @@ def test_postgres_unreachable_is_a_connection_error_without_the_password(closed_
 
 
 def test_unsupported_scheme_is_an_error():
-    assert "unsupported database URL scheme 'mysql'" in str(failure("mysql://h/db", "SELECT 1"))
+    assert "unsupported database URL scheme 'oracle'" in str(failure("oracle://h/db", "SELECT 1"))
+
+
+def test_mariadb_values_are_json_ready():
+    require_mariadb()
+    row = run(
+        MYSQL_URL,
+        "SELECT CAST(1.50 AS DECIMAL(5,2)) AS d, CAST(2 AS DECIMAL) AS w, "
+        "TIMESTAMP '2024-01-02 03:04:05' AS t, DATE '2024-01-02' AS day, %(j)s AS j, "
+        "%(n)s AS n, %(s)s AS s",
+        fetch="one", j={"k": [1]}, n=None, s="it's; DROP TABLE x -- ",
+    )
+    assert row == {"d": 1.5, "w": 2, "t": "2024-01-02T03:04:05", "day": "2024-01-02",
+                   "j": '{"k": [1]}', "n": None, "s": "it's; DROP TABLE x -- "}
+
+
+def test_mariadb_statement_timeout_is_a_retryable_timeout():
+    require_mariadb()
+    error = failure(MYSQL_URL, "SELECT SLEEP(5) AS s", timeout=0.2)
+    assert (error.error_class, error.retryable) == ("timeout", True)
+    assert "max_statement_time" in str(error)
+    assert run(MYSQL_URL, "SELECT 1 AS one", timeout=5) == [{"one": 1}]  # the session lives on
+
+
+def test_mariadb_sql_error_names_the_connection_and_rolls_back(monkeypatch):
+    require_mariadb()
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_SHOP", MYSQL_URL)
+    table = f"t_{uuid.uuid4().hex[:12]}"
+    run(MYSQL_URL, f"CREATE TABLE {table} (id integer PRIMARY KEY)", fetch="none")
+    try:
+        error = run_on("shop", f"INSERT INTO {table} VALUES (1), (1)")
+        assert str(error).startswith("db connection 'shop': statement failed: (1062")
+        assert not error.retryable
+        assert run(MYSQL_URL, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+    finally:
+        run(MYSQL_URL, f"DROP TABLE {table}", fetch="none")
+
+
+def test_mariadb_refused_credentials_are_final_without_the_password(monkeypatch):
+    require_mariadb()
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_SHOP", "mysql://nobody:W0rong-pw@127.0.0.1/test")
+    error = run_on("shop", "SELECT 1")
+    assert "db connection 'shop': the database refused the credentials" in str(error)
+    assert not error.retryable and "W0rong-pw" not in str(error)
+
+
+def test_mariadb_unreachable_is_a_connection_error(closed_port):
+    error = failure(f"mysql://root:hunter2@127.0.0.1:{closed_port}/test", "SELECT 1", timeout=1)
+    assert (error.error_class, error.retryable) == ("connection", True)
+    assert "hunter2" not in str(error)
+
+
+def test_a_db_connection_of_another_scheme_is_refused(monkeypatch):
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_SHOP", "grpc://127.0.0.1:1")
+    assert "which does not serve a database (db)" in str(run_on("shop", "SELECT 1"))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The rpc instruction: JSON-RPC 2.0 over HTTP POST against a real server on loopback."""
+"""The rpc instruction's JSON-RPC 2.0 calls over HTTP POST against a real server on loopback:
+the envelope, and the specification's error objects mapped onto error classes."""
 
 from __future__ import annotations
 
@@ -35,12 +36,39 @@ def test_error_member_fails_without_retry_and_carries_the_error(http_server, ctx
     error = failure(RpcSpec(url=http_server.url("rpc"), method="fail", params=[1]), ctx)
     assert (error.error_class, error.retryable) == ("error", False)
     assert error.result == {"code": -32602, "message": "invalid params", "data": [1]}
-    assert "error -32602: invalid params" in str(error)
+    assert "error -32602 (invalid params): invalid params; data: [1]" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "meaning", "error_class"),
+    [
+        (32700, "parse error", "error"),
+        (32600, "invalid request", "error"),
+        (32601, "method not found", "error"),
+        (32602, "invalid params", "error"),
+        (32603, "internal error", "error"),
+        (32000, "server error", "5xx"),
+        (32099, "server error", "5xx"),
+        (1, "application error", "error"),
+    ],
+)
+def test_error_objects_are_classified_by_code_and_kept_whole(
+    http_server, ctx, code, meaning, error_class
+):
+    error = failure(RpcSpec(url=http_server.url(f"rpc/code-{code}"), method="m"), ctx)
+    assert (error.error_class, error.retryable) == (error_class, error_class == "5xx")
+    assert f"error -{code} ({meaning}): code -{code}; data: {{\"at\": \"x\"}}" in str(error)
+    assert error.result == {"code": -code, "message": f"code -{code}", "data": {"at": "x"}}
+
+
+def test_a_batch_reply_to_one_call_is_not_a_response(http_server, ctx):
+    error = failure(RpcSpec(url=http_server.url("rpc/batch"), method="x"), ctx)
+    assert "not a JSON-RPC response" in str(error) and not error.retryable
 
 
 def test_error_member_wins_over_an_http_500(http_server, ctx):
     error = failure(RpcSpec(url=http_server.url("rpc/http-500"), method="x"), ctx)
-    assert (error.error_class, error.retryable) == ("error", False)
+    assert (error.error_class, error.retryable) == ("5xx", True)  # -32000: a server error
     assert error.result["message"] == "down"
 
 
@@ -60,9 +88,9 @@ def test_reply_with_another_id_is_an_error(http_server, ctx):
     assert "does not match" in str(error)
 
 
-def test_only_jsonrpc_protocol_is_supported(http_server, ctx):
-    error = failure(RpcSpec(url=http_server.url("rpc"), method="x", protocol="grpc"), ctx)
-    assert "'grpc' is not supported: only 'jsonrpc'" in str(error)
+def test_an_unknown_protocol_is_refused(http_server, ctx):
+    error = failure(RpcSpec(url=http_server.url("rpc"), method="x", protocol="soap"), ctx)
+    assert "'soap' is not supported: use 'jsonrpc'" in str(error)
     assert not error.retryable
 
 

@@ -43,7 +43,8 @@ def test_a_connection_whose_scheme_does_not_serve_the_broker_is_an_error(monkeyp
     [problem] = problems("amqp")
     assert problem == (
         "t.yaml:7:45: error: connection 'orders' is a redis URL, which does not serve the amqp "
-        "broker; name a amqp connection or fix ASYNC_STATES_CONNECTION_ORDERS "
+        "broker; name a connection whose URL scheme is amqp or amqps, or fix "
+        "ASYNC_STATES_CONNECTION_ORDERS "
         "(states.a.instructions[0].message.connection)"
     )
     assert "hunter2" not in problem

@@ -268,3 +268,21 @@ def test_a_lease_owner_that_cannot_be_read_is_left_to_its_lease(runs, clock):
     _held(runs[0], clock, "m1ne000001/garbled")
     assert cluster_workers_reap(cluster="m1ne000001", alive=lambda pid: False) == []
     assert cluster_workers_reap(cluster="", alive=lambda pid: False) == []
+
+
+def test_a_dead_clusters_runs_are_not_charged_a_crash_but_a_dead_workers_are(runs, clock):
+    """A whole cluster going is its host's doing, not its runs': their claims are taken
+    back. One worker dying inside a live cluster may be a poison run's doing: its runs
+    keep the count, and their next step is alone (taskapp/isolation.py)."""
+    from taskapp.services.liveness import cluster_workers_reap
+
+    dead, reaped, _ = runs
+    for run, owner in ((dead, "deadc0de01/h:1:aa:1"), (reaped, "a11ve00001/h:2:bb:1")):
+        _held(run, clock, owner)
+        models.Run.objects.filter(pk=run.pk).update(crashes=1)  # what the claim counted
+    _beat("h:1/deadc0de01", clock, seconds_ago=3.0)
+    clusters_take_over(own="h:3/m1ne000001", healthy_since=clock.now() - timedelta(hours=1))
+    assert cluster_workers_reap(cluster="a11ve00001", alive=lambda pid: False) == [
+        str(reaped.pk)]
+    assert models.Run.objects.get(pk=dead.pk).crashes == 0
+    assert models.Run.objects.get(pk=reaped.pk).crashes == 1

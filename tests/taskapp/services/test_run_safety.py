@@ -15,6 +15,7 @@ from engine import instructions
 from engine.errors import InstructionError, LeaseLost
 from engine.runner import Runner
 from taskapp import models
+from taskapp.isolation import isolation
 from taskapp.services import (
     EventTooLarge,
     InputTooLarge,
@@ -207,6 +208,36 @@ def test_a_clean_step_starts_the_count_over(load_task, clock, monkeypatch):
     _crash_by_exception(run, monkeypatch)
     run.refresh_from_db()
     assert run.status == "waiting" and run.crashes == 3
+
+
+def _isolation_seen_by_the_step(run, monkeypatch) -> tuple[int, bool]:
+    """Advance the run once; what ``taskapp.isolation`` said while its step ran."""
+    seen = []
+    advance = Runner.advance
+
+    def watched(self, snapshot):
+        seen.append(isolation.state())
+        return advance(self, snapshot)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Runner, "advance", watched)
+        run_advance(run_id=run.pk)
+    return seen[0]
+
+
+def test_a_run_whose_last_step_crashed_is_stepped_alone(load_task, clock, monkeypatch):
+    """A worker that dies takes every step it had in flight with it: the next step of
+    each is alone in its process, so a second death is charged to the run that caused it
+    and not to its neighbours (taskapp/isolation.py)."""
+    load_task(WAITER)
+    ordinary, _ = run_start(task="waiter")
+    assert _isolation_seen_by_the_step(ordinary, monkeypatch) == (1, False)
+    suspect, _ = run_start(task="waiter")
+    _crash_by_kill(suspect, clock)
+    assert _isolation_seen_by_the_step(suspect, monkeypatch) == (0, True)
+    suspect.refresh_from_db()
+    assert (suspect.status, suspect.crashes) == ("waiting", 0)  # a clean step: count over
+    assert isolation.state() == (0, False)
 
 
 def test_max_step_crashes_is_a_setting(load_task, clock, monkeypatch):
