@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from bench.harness import Cluster, paced, repeat, reset_runs, summary, wait_until
 from bench.scenarios.common import finished, service_start
@@ -153,8 +154,9 @@ def _publisher(name: str, tag: str, redis_url: str) -> Iterator:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+        where = urlsplit(MQTT_URL)
         client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-        client.connect("127.0.0.1", 1883)
+        client.connect(where.hostname or "127.0.0.1", where.port or 1883)
         client.loop_start()
         yield lambda key: client.publish(f"{tag}/go", _body(key), qos=1).wait_for_publish(5)
         client.disconnect()
