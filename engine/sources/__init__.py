@@ -32,8 +32,10 @@ from engine.expressions import render
 
 # Longest event id we store (the Event.key column holds 200 characters).
 MAX_KEY_CHARS = 200
-# Longest event name (Event.name).
+# Longest event name (Event.name) and correlation value (Event.correlation): a longer one
+# would fail its INSERT on every redelivery, so the message is poison instead.
 MAX_NAME_CHARS = 200
+MAX_CORRELATION_CHARS = 500
 
 
 class PoisonMessage(EngineError):
@@ -125,8 +127,11 @@ def _draft(message: Incoming, mapping: EventMapping, context: dict[str, Any],
     ident = _text(given_id) if mapping.id is not None else (message.id or _digest(message))
     if not ident:
         raise PoisonMessage(f"a message on {message.topic!r}: its id rendered empty")
-    return EventDraft(name=name, key=event_key(name, ident),
-                      correlation=None if correlation is None else _text(correlation),
+    correlation = None if correlation is None else _text(correlation)
+    if correlation is not None and len(correlation) > MAX_CORRELATION_CHARS:
+        raise PoisonMessage(f"a message on {message.topic!r}: its correlation value has "
+                            f"{len(correlation):,} characters, over {MAX_CORRELATION_CHARS}")
+    return EventDraft(name=name, key=event_key(name, ident), correlation=correlation,
                       payload=context["message"]["body"])
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.budgets import TemplateLimits
 from engine.language import validate_text
@@ -68,6 +70,7 @@ def test_mappings_that_make_the_same_event_make_it_once():
     ({}, EventMapping(event="e", correlation="{{ message.body.missing }}"), "missing"),
     ({}, EventMapping(event="{{ message.body }}"), "event name rendered"),
     ({}, EventMapping(event="e", id="{{ '' }}"), "id rendered empty"),
+    ({}, EventMapping(event="e", correlation="{{ 'x' * 501 }}"), "over 500"),
     ({}, EventMapping(event="e", id="{% for i in range(10**6) %}{{ i }}{% endfor %}"),
      "TEMPLATE_MAX_OPERATIONS"),
 ])
@@ -135,3 +138,37 @@ def test_a_bad_source_is_refused_with_a_clear_problem(source, problem):
     report = validate_text(text, "t.yaml")
     assert not report.ok
     assert any(problem in p.message for p in report.problems), report.problems
+
+
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=4)
+                 | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                 max_leaves=20).map(lambda value: json.dumps(value).encode()),
+)
+MAPPINGS = st.sampled_from([
+    EventMapping(event="e"),
+    EventMapping(event="{{ message.topic }}", id="{{ message.body }}"),
+    EventMapping(event="e", correlation="{{ message.body.a }}"),
+    EventMapping(event="e", correlation="{{ message.headers | tojson }}",
+                 id="{{ message.text | length }}"),
+    EventMapping(event="{{ message.body[0] }}"),
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=BODIES, topic=st.text(max_size=40),
+       headers=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
+       ident=st.none() | st.text(max_size=300), mapping=MAPPINGS)
+def test_any_message_becomes_bounded_events_or_poison(body, topic, headers, ident, mapping):
+    message = Incoming(body=body, topic=topic, headers=headers, id=ident)
+    try:
+        drafts = to_events(message, [mapping], max_bytes=256, limits=LIMITS)
+    except PoisonMessage as exc:
+        assert exc.reason
+        return
+    for draft in drafts:
+        assert 0 < len(draft.name) <= 200 and len(draft.key) <= 200
+        assert draft.correlation is None or len(draft.correlation) <= 500
+        json.dumps(draft.payload)
