@@ -68,7 +68,7 @@ def test_a_redelivered_message_is_dropped_by_its_id(rabbit, listen):
                       EventMapping(event="order.shipped"))
     for _ in range(2):  # the message's own message_id is the default id
         _publish(channel, queue, {"order": "B-2"}, message_id="m-42")
-    wait_until(lambda: listener.state()["messages"] == 2, what="both deliveries")
+    wait_until(lambda: listener.state()["duplicates"] == 1, what="the repeat handled")
     [event] = events("order.shipped")
     assert event.key == "order.shipped:m-42"
     assert listener.state()["duplicates"] == 1
@@ -98,7 +98,7 @@ def test_a_poison_message_is_acknowledged_and_reported(rabbit, listen):
                       max_bytes=100)
     _publish(channel, queue, {"pad": "x" * 200}, "big")
     _publish(channel, queue, {"order": 1}, "no-field")
-    wait_until(lambda: listener.state()["poison"] == 2, what="two poison messages")
+    wait_until(lambda: listener.state()["errors"] == 2, what="two poison messages")
     wait_until(lambda: _queue_depth(channel, queue) == 0, what="their acknowledgement")
     state = listener.state()
     assert "nope" in state["last_error"] and state["connected"]
