@@ -14,6 +14,8 @@ acknowledged: the broker redelivers it on the next connection, and its event id 
 it was stored after all.
 
 ``state()`` is what ``/api/health/`` and ``/metrics`` show: never a URL, never a password.
+``configured`` is False while the source's connection is not defined in the environment (a
+task file loaded where its broker is not wanted); the listener keeps looking for it.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Listener(threading.Thread):
         self._delay = BACKOFF_FIRST
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {
-            "source": self.label, "connected": False, "connected_at": None,
+            "source": self.label, "connected": False, "configured": True, "connected_at": None,
             "last_message_at": None, "messages": 0, "events": 0, "duplicates": 0,
             "poison": 0, "errors": 0, "reconnects": 0, "last_error": "", "last_error_at": None,
         }
@@ -123,16 +125,21 @@ class Listener(threading.Thread):
                      duplicates=self._state["duplicates"] + len(created) - new)
 
     def _failed(self, exc: Exception, url: str) -> None:
-        self._update(connected=False)
+        # A connection the environment does not define is a deployment's choice (a task file
+        # loaded where its broker is not wanted): said, but not an outage.
+        self._update(connected=False,
+                     configured=not isinstance(exc, connections.ConnectionNotConfigured))
         text = str(exc) or type(exc).__name__
         self._error(connections.scrub(f"{type(exc).__name__}: {text}", url,
                                       f"connection {self.source.connection!r}"))
 
     def _error(self, text: str) -> None:
         text = text[:ERROR_CHARS]
+        repeated = text == self._state["last_error"]
         self._update(errors=self._state["errors"] + 1, last_error=text,
                      last_error_at=time.time())
-        log.warning("listener.error source=%s error=%s", self.label, text)
+        if not repeated:  # a broker that stays away is logged once, not at every retry
+            log.warning("listener.error source=%s error=%s", self.label, text)
 
     def _update(self, **changes: Any) -> None:
         with self._lock:

@@ -46,7 +46,8 @@ def _cluster() -> tuple[bool, str]:
 
 
 def _listeners() -> tuple[bool, str]:
-    """The clusters' broker listeners: all connected, or which are not and why."""
+    """The clusters' broker listeners: all connected, or which are not and why. A source
+    whose connection the cluster's environment does not define is said, not an outage."""
     window = selectors.heartbeat_window(HEARTBEAT_SECONDS)
     try:
         listeners = selectors.cluster_listeners(since=conf.clock.now() - window)
@@ -54,14 +55,19 @@ def _listeners() -> tuple[bool, str]:
         return False, f"cannot read listeners: {type(exc).__name__}"
     if not listeners:
         return True, "no broker source declared"
-    down = [(owner, state) for owner, state in listeners if not state.get("connected")]
+    idle = [state for _, state in listeners if state.get("configured") is False]
+    down = [(owner, state) for owner, state in listeners
+            if not state.get("connected") and state.get("configured") is not False]
+    unset = (f"; {len(idle)} wait for their connection to be configured: "
+             f"{idle[0]['source']}" if idle else "")
     if not down:
+        connected = len(listeners) - len(idle)
         messages = sum(state.get("messages", 0) for _, state in listeners)
-        return True, f"{len(listeners)} listener(s) connected; {messages} message(s) taken"
+        return True, f"{connected} listener(s) connected; {messages} message(s) taken{unset}"
     owner, state = down[0]
     error = state.get("last_error") or "connecting"
     return False, (f"{len(down)} of {len(listeners)} listener(s) disconnected: "
-                   f"{state['source']} on {owner}: {error}")
+                   f"{state['source']} on {owner}: {error}{unset}")
 
 
 # Recycles are reported this long after they happen (they are a warning, not an outage).

@@ -131,3 +131,19 @@ def test_a_connection_of_another_broker_is_refused_by_name(monkeypatch):
     listener.join(5)
     error = listener.state()["last_error"]
     assert "does not serve the redis broker" in error and "Secret-99" not in error
+
+
+def test_a_connection_that_is_not_configured_is_flagged_and_looked_for_again(monkeypatch):
+    monkeypatch.delenv("ASYNC_STATES_CONNECTION_CACHE", raising=False)
+    monkeypatch.setattr("engine.sources.listener.BACKOFF_FIRST", 0.01)
+    listener = Listener(SOURCE, frozenset(), consume=lambda *a: None, deliver=lambda d: [],
+                        max_bytes=100, limits=TemplateLimits(), max_backoff=0.01)
+    listener.start()
+    deadline = time.monotonic() + 5
+    while listener.state()["errors"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    listener.stop()
+    listener.join(5)
+    state = listener.state()
+    assert (state["configured"], state["connected"]) == (False, False)
+    assert "ASYNC_STATES_CONNECTION_CACHE" in state["last_error"]

@@ -144,3 +144,16 @@ def test_metrics_show_the_broker_listeners(api, clock):
                        "errors": [0]}
     assert metrics["async_states_listener_last_message_timestamp_seconds"][0].value == (
         1700000000.0)
+
+
+def test_a_source_whose_connection_is_not_configured_is_said_but_not_an_outage(anonymous,
+                                                                             clock):
+    cluster_heartbeat(owner="host:1/c1", started_at=clock.now())
+    unset = dict(LISTENER, connected=False, configured=False, messages=0,
+                 source="mqtt connection 'devices' topic 't' group 'async_states'")
+    cluster_listeners_report(owner="host:1/c1", listeners=[LISTENER, unset])
+    response = anonymous.get("/api/health/")
+    assert response.status_code == 200
+    assert response.json()["checks"]["listeners"]["detail"] == (
+        "1 listener(s) connected; 5 message(s) taken; 1 wait for their connection to be "
+        "configured: mqtt connection 'devices' topic 't' group 'async_states'")
