@@ -95,6 +95,8 @@ class Listener(threading.Thread):
                     connections.check_serves(self.source.connection, url, self.source.broker)
                     self._consume(self.source, url, self._handle, self._stop_event,
                                   self._connected)
+                    if not self._stop_event.is_set():  # the broker ended the subscription
+                        raise ConnectionError("the broker ended the subscription")
                 except Exception as exc:  # any failure of a broker or of the database
                     self._failed(exc, url)
                     self._stop_event.wait(self._delay)

@@ -147,3 +147,17 @@ def test_a_connection_that_is_not_configured_is_flagged_and_looked_for_again(mon
     state = listener.state()
     assert (state["configured"], state["connected"]) == (False, False)
     assert "ASYNC_STATES_CONNECTION_CACHE" in state["last_error"]
+
+
+def test_a_subscription_the_broker_ended_is_taken_up_again_after_a_backoff(monkeypatch):
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_CACHE", URL)
+    calls: list[float] = []
+    listener = Listener(SOURCE, frozenset(), consume=lambda *a: calls.append(time.monotonic()),
+                        deliver=lambda d: [], max_bytes=100, limits=TemplateLimits(),
+                        max_backoff=0.2)
+    listener.start()
+    time.sleep(0.6)
+    listener.stop()
+    listener.join(5)
+    assert 2 <= len(calls) <= 5  # 0.5 s, then 0.2 s apart: never a busy loop
+    assert listener.state()["last_error"] == "ConnectionError: the broker ended the subscription"
