@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "WAKE_BATCH_SECONDS": 5.0,
     "SECRETS_PREFIX": "ASYNC_STATES_SECRET_",
     "EVENT_TTL_SECONDS": 86400.0,
+    # Real time one dry run over the API may take (POST /api/tasks/simulate/).
+    "SIMULATION_MAX_SECONDS": 5.0,
     "STEP_MAX_TRANSITIONS": 200,
     "STEP_MAX_SECONDS": 30.0,
     "CONDITION_THREADS": 8,

@@ -31,6 +31,8 @@ class TaskDefinition(models.Model):
             models.UniqueConstraint(fields=["name", "version"], name="taskdef_name_version")
         ]
         ordering = ["name", "-version"]
+        # Dry runs (POST /api/tasks/simulate/) execute definitions a user sends.
+        permissions = [("simulate_task", "Can simulate task")]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"

@@ -22,19 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 from engine.clock import Clock
 from engine.runner.control import prepare_cancel, prepare_crash_failure, prepare_redrive
+from engine.runner.outside import REAL, Outside
 from engine.runner.settings import EngineSettings
 from engine.runner.step import Park, Step
 from engine.runs import RunSnapshot, StepOutcome
 from engine.store import RunStore
 
 __all__ = [
-    "EngineSettings", "Park", "Runner", "prepare_cancel", "prepare_crash_failure",
+    "EngineSettings", "Outside", "Park", "Runner", "prepare_cancel", "prepare_crash_failure",
     "prepare_redrive",
 ]
 
 
 class Runner:
-    """Advances runs. One instance per worker process; ``pool`` races I/O conditions."""
+    """Advances runs. One instance per worker process; ``pool`` races I/O conditions;
+    ``outside`` is what the steps reach beyond the store (``engine.runner.outside``)."""
 
     def __init__(
         self,
@@ -43,7 +45,9 @@ class Runner:
         clock: Clock,
         pool: ThreadPoolExecutor,
         settings: EngineSettings | None = None,
+        outside: Outside = REAL,
     ):
+        self.outside = outside
         self.store = store
         self.clock = clock
         self.pool = pool
@@ -56,5 +60,6 @@ class Runner:
             LeaseLost: another worker took the run over; this step wrote nothing more.
         """
         return Step(
-            run, store=self.store, clock=self.clock, pool=self.pool, settings=self.settings
+            run, store=self.store, clock=self.clock, pool=self.pool, settings=self.settings,
+            outside=self.outside,
         ).go()

@@ -33,6 +33,7 @@ class Batch:
     consumed: list[str] = field(default_factory=list)
     subscriptions: Sequence[Subscription] | None = None  # None: unchanged
     dirty: bool = False  # the run's own fields changed since the last commit
+    log: bool = True  # log committed transitions (a dry run's are not a real run's)
 
     def add_polls(self, records: Sequence[PollRecord]) -> None:
         for record in records:
@@ -54,10 +55,11 @@ class Batch:
             polls=list(self.polls.values()), subscriptions=self.subscriptions,
             consumed_events=self.consumed, release=release, wake_at=wake_at,
         )
-        for record in self.transitions:
-            _log_transition(run, record)
-        if run.status.finished and self.transitions:
-            _log_finished(run)
+        if self.log:
+            for record in self.transitions:
+                _log_transition(run, record)
+            if run.status.finished and self.transitions:
+                _log_finished(run)
         self.transitions, self.attempts, self.polls, self.consumed = [], [], {}, []
         self.subscriptions, self.dirty = None, False
         return released

@@ -21,6 +21,7 @@ from engine.errors import EngineError, ExpressionError, InstructionError, RunErr
 from engine.language.model import Instruction, Outcome, State, Transition
 from engine.runner.batch import Batch
 from engine.runner.io_race import IORace
+from engine.runner.outside import REAL, Outside
 from engine.runner.settings import EngineSettings
 from engine.runs import (
     AttemptRecord,
@@ -48,13 +49,14 @@ class Step:
 
     def __init__(
         self, run: RunSnapshot, *, store: RunStore, clock: Clock, pool: ThreadPoolExecutor,
-        settings: EngineSettings,
+        settings: EngineSettings, outside: Outside = REAL,
     ):
         self.store, self.clock, self.pool, self.settings = store, clock, pool, settings
+        self.outside = outside
         self.run = run
         self.task = run.task
-        self.secrets = secrets.Secrets(self.settings.secrets_prefix)
-        self.batch = Batch()
+        self.secrets = secrets.Secrets(self.settings.secrets_prefix, environ=outside.environ)
+        self.batch = Batch(log=outside.log_runs)
         self.io_race = IORace(pool=pool, clock=clock)
         self.transitions = 0
         self.started = time.monotonic()
@@ -238,7 +240,7 @@ class Step:
             self.store.renew_lease(run)
         started, t0 = self.clock.now(), time.monotonic()
         try:
-            result = instructions.execute(instruction, self._exec_context(instruction, attempt))
+            result = self.outside.execute(instruction, self._exec_context(instruction, attempt))
             data = self._with_result(instruction, result)
         except (InstructionError, ExpressionError) as exc:
             self._record_attempt(state, instruction, attempt, started, t0, exc)
@@ -533,7 +535,8 @@ class Step:
         # The suffix is the documented key format of every attempt (docs/engine.md), kept
         # so far ends that deduplicate on it see the keys they always saw.
         ctx = replace(ctx, idempotency_key=f"{ctx.idempotency_key}:poll{index}:{attempt}")
-        return lambda: instructions.execute(instruction, ctx)
+        execute = self.outside.execute
+        return lambda: execute(instruction, ctx)
 
     def _io_records(
         self, state: State, others: PollOutcome, winner: int | None = None,

@@ -3,7 +3,9 @@
 Reading needs a signed-in user (the default, ``IsAuthenticated``). Changing runs needs a
 Django model permission that read-only users lack, so it is granted in the admin like any
 other: starting a run needs ``taskapp.add_run`` ("Can add run"); cancelling, redriving and
-sending events need ``taskapp.change_run`` ("Can change run"). Superusers have both.
+sending events need ``taskapp.change_run`` ("Can change run"); dry runs
+(``/api/tasks/simulate/``) need ``taskapp.simulate_task`` ("Can simulate task"). Superusers
+have them all.
 
 Events for one task may instead carry that task's webhook secret (``webhook.py``), for third
 parties that cannot hold a user token.
@@ -34,6 +36,14 @@ class CanControlRuns(_ModelPermission):
     perm = "taskapp.change_run"
     message = ("cancelling, redriving and sending events need the 'taskapp.change_run' "
                "permission (Can change run)")
+
+
+class CanSimulateTasks(_ModelPermission):
+    """Dry runs execute user-supplied definitions and templates (within their budgets):
+    a permission of its own, granted like the others."""
+
+    perm = "taskapp.simulate_task"
+    message = "simulating tasks needs the 'taskapp.simulate_task' permission (Can simulate task)"
 
 
 class CanControlRunsOrWebhookSecret(CanControlRuns):

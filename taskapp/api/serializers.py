@@ -258,6 +258,100 @@ class ValidateOutSerializer(serializers.Serializer):
     problems = ProblemSerializer(many=True)
 
 
+# ---------------------------------------------------------------------------- simulate
+
+
+class ScriptField(serializers.JSONField):
+    """A script as a JSON object, or its YAML (or JSON) text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict | str):
+            raise serializers.ValidationError(
+                "a script is a JSON object or its YAML text (docs/simulate.md)")
+        return data
+
+
+class SimulateInSerializer(serializers.Serializer):
+    task = TextField(max_length=200, required=False, help_text="A loaded task's name.")
+    version = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True,
+        help_text="A loaded version of ``task`` (default: the latest).")
+    text = TextField(
+        max_length=1_000_000, required=False, trim_whitespace=False,
+        help_text="The YAML of a task not loaded (instead of ``task``).")
+    input = serializers.DictField(required=False, allow_null=True, default=None,
+                                  help_text="The run's input (default: the script's).")
+    script = ScriptField(help_text="What the world does (docs/simulate.md).")
+
+    def validate(self, attrs):
+        if ("task" in attrs) == ("text" in attrs):
+            raise serializers.ValidationError({"task": [
+                "give either task (a loaded task's name) or text (a task's YAML)"]})
+        return attrs
+
+
+class SimTransitionSerializer(serializers.Serializer):
+    from_state = serializers.CharField(allow_null=True)
+    to_state = serializers.CharField(allow_null=True)
+    trigger = serializers.CharField()
+    at = serializers.DateTimeField()
+    elapsed = serializers.FloatField(help_text="Virtual seconds since the start.")
+    condition_kind = serializers.CharField(allow_blank=True)
+    transition_index = serializers.IntegerField(allow_null=True)
+    time_in_state = serializers.FloatField()
+    entry = serializers.IntegerField()
+    detail = serializers.JSONField()
+
+
+class SimAttemptSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    entry = serializers.IntegerField()
+    instruction = serializers.CharField()
+    kind = serializers.CharField()
+    attempt = serializers.IntegerField()
+    ok = serializers.BooleanField()
+    at = serializers.DateTimeField()
+    elapsed = serializers.FloatField()
+    error = serializers.CharField(allow_blank=True)
+    error_class = serializers.CharField(allow_blank=True)
+
+
+class SimPollSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    entry = serializers.IntegerField()
+    transition_index = serializers.IntegerField()
+    target = serializers.CharField()
+    attempts = serializers.IntegerField()
+    outcome = serializers.CharField()
+    first_at = serializers.DateTimeField(allow_null=True)
+    last_at = serializers.DateTimeField(allow_null=True)
+    last_result = serializers.JSONField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+
+
+class SimulationSerializer(serializers.Serializer):
+    task = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.CharField(help_text="As the run would be stored: waiting when it "
+                                   "did not finish.")
+    state = serializers.CharField(allow_null=True)
+    data = serializers.JSONField()
+    error = serializers.JSONField(allow_null=True)
+    end = serializers.ChoiceField(choices=["finished", "stuck", "until", "bound"])
+    bound = serializers.ChoiceField(
+        choices=["steps", "transitions", "virtual_time", "wall_time"], allow_null=True,
+        help_text="The bound hit, when end is bound.")
+    message = serializers.CharField()
+    start = serializers.DateTimeField()
+    now = serializers.DateTimeField(help_text="The virtual time it stopped at.")
+    elapsed = serializers.FloatField()
+    steps = serializers.IntegerField()
+    transitions = SimTransitionSerializer(many=True)
+    attempts = SimAttemptSerializer(many=True)
+    polls = SimPollSerializer(many=True)
+    consumed_events = serializers.ListField(child=serializers.CharField())
+
+
 # ---------------------------------------------------------------------------- health
 
 

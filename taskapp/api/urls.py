@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from taskapp.api import diagrams, events, health, runs, tasks
+from taskapp.api import diagrams, events, health, runs, simulate, tasks
 from taskapp.api.errors import not_found
 
 urlpatterns = [
@@ -18,6 +18,7 @@ urlpatterns = [
     path("events/", events.EventSendView.as_view(), name="api-events"),
     path("tasks/", tasks.TaskListView.as_view(), name="api-tasks"),
     path("tasks/validate/", tasks.TaskValidateView.as_view(), name="api-tasks-validate"),
+    path("tasks/simulate/", simulate.TaskSimulateView.as_view(), name="api-tasks-simulate"),
     path("tasks/<str:name>/", tasks.TaskDetailView.as_view(), name="api-task"),
     path("tasks/<str:name>/diagram/", diagrams.TaskDiagramView.as_view(),
          name="api-task-diagram"),

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.language import decode_source, task_to_dict, validate_text
+from engine.simulation.check import is_script
 from tests.hostile.mutations import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,10 +97,11 @@ class CampaignReport:
 
 
 def seeds() -> list[tuple[str, bytes]]:
-    """The files mutations start from: shipped tasks, test fixtures, the hostile corpus."""
+    """The files mutations start from: shipped tasks, test fixtures, the hostile corpus
+    (not the simulation scripts kept beside the shipped tasks: they are no task files)."""
     found = []
     for folder in SEED_FOLDERS:
-        for path in sorted((ROOT / folder).glob("*.yaml")):
+        for path in sorted(p for p in (ROOT / folder).glob("*.yaml") if not is_script(p)):
             found.append((path.relative_to(ROOT).as_posix(), path.read_bytes()))
     return found
 

@@ -11,6 +11,7 @@ from django.db import DatabaseError
 
 from engine.errors import Severity
 from engine.language import read_source
+from engine.simulation.check import is_script
 from taskapp import selectors
 from taskapp.conf import conf
 from taskapp.services import LoadResult, definition_load
@@ -98,12 +99,15 @@ def _definition_load(text: str, source: str, check: bool) -> LoadResult:
 
 
 def task_files(paths: list[str]) -> list[Path]:
-    """The YAML files named, and those under the folders named, each folder's sorted."""
+    """The YAML files named, and those under the folders named, each folder's sorted; a
+    folder's simulation scripts (``*.sim.yaml``, see ``engine.simulation.check``) are not
+    task files."""
     files: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found = {f for pattern in PATTERNS for f in path.rglob(pattern) if f.is_file()}
+            found = {f for pattern in PATTERNS for f in path.rglob(pattern)
+                     if f.is_file() and not is_script(f)}
             files.extend(sorted(found))
         elif path.is_file():
             files.append(path)

@@ -1,4 +1,5 @@
-"""API test fixtures: users with and without the permissions to change runs, clients
+"""API test fixtures: users with and without the permissions to change runs (and to
+simulate tasks), clients
 authenticated by token, a shop-order task with an input schema, a subscription and a
 webhook secret, and a FakeClock. Nothing is dispatched to a cluster: tests advance runs by
 calling the services."""
@@ -83,7 +84,7 @@ def _client(user: User) -> APIClient:
 
 @pytest.fixture
 def operator(db) -> User:
-    return _user("operator", "add_run", "change_run")
+    return _user("operator", "add_run", "change_run", "simulate_task")
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ def endpoints(run):
         "events": ("/api/events/", ["post"]),
         "tasks": ("/api/tasks/", ["get"]),
         "validate": ("/api/tasks/validate/", ["post"]),
+        "simulate": ("/api/tasks/simulate/", ["post"]),
         "task": ("/api/tasks/shop_order/", ["get"]),
         "task_diagram": ("/api/tasks/shop_order/diagram/", ["get"]),
         "task_events": ("/api/tasks/shop_order/events/", ["post"]),
@@ -130,7 +131,8 @@ HOSTILE_BODIES = [
     ("html", b"<p>hi</p>", "text/html", 415),
     ("bad media type", b"{}", "application/", 415),
 ]
-POSTS_WITH_BODIES = ["runs", "redrive", "run_events", "events", "validate", "task_events"]
+POSTS_WITH_BODIES = ["runs", "redrive", "run_events", "events", "validate", "task_events",
+                     "simulate"]
 
 
 @pytest.mark.parametrize("name, body, content_type, expected", HOSTILE_BODIES,
@@ -406,7 +408,7 @@ def test_no_token_is_401_everywhere_but_health(anonymous, endpoints):
 
 
 def test_a_user_without_permissions_is_403_on_every_change(read_only_api, endpoints):
-    for name in ["runs", "cancel", "redrive", "run_events", "events", "task_events"]:
+    for name in ["runs", "cancel", "redrive", "run_events", "events", "task_events", "simulate"]:
         path, methods = endpoints[name]
         response = read_only_api.post(path, {"task": "shop_order", "name": "payment.succeeded",
                                              "input": {"order_id": "Z"}}, format="json")

@@ -1,0 +1,53 @@
+"""Dry runs and the checker for Django: finds the definition (loaded, or text not yet
+loaded) and runs ``engine.simulation`` with this deployment's engine settings.
+
+Writes nothing: a simulation has its own in-memory store, so no row of real runs is
+touched and nothing is sent anywhere. Commands and the API call these and format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import SpecError
+from engine.language import validate_text
+from engine.language.model import TaskDef
+from engine.simulation import Bounds, Script, Simulation, simulate
+from engine.simulation.explore import Exploration, explore
+from taskapp import selectors
+from taskapp.conf import conf
+from taskapp.services import TaskNotFound
+
+
+def task_for_simulation(*, name: str | None = None, version: int | None = None,
+                        text: str | None = None, source: str = "<text>") -> TaskDef:
+    """The definition to simulate: ``text`` when given (validated as ``loadtasks`` would,
+    within the reader's limits), else the loaded task ``name`` (its latest version unless
+    ``version``).
+
+    Raises:
+        SpecError: ``text`` is not a valid task.
+        TaskNotFound: no such task or version is loaded.
+    """
+    if text is not None:
+        report = validate_text(text, source, conf.reader_limits())
+        if not report.ok or report.task is None:
+            raise SpecError(report.problems)
+        return report.task
+    row = selectors.task_definition(name=str(name), version=version)
+    if row is None:
+        raise TaskNotFound(str(name), version)
+    return selectors.definition_of(row.pk)
+
+
+def task_simulate(*, task: TaskDef, script: Script, input: dict[str, Any] | None = None,
+                  bounds: Bounds | None = None) -> Simulation:
+    """A dry run of ``task`` against ``script`` (``engine.simulation.simulate``)."""
+    return simulate(task, script, input=input, bounds=bounds or Bounds(),
+                    settings=conf.engine_settings())
+
+
+def task_explore(*, task: TaskDef, input: dict[str, Any] | None = None,
+                 max_states: int = 1_000) -> Exploration:
+    """Every reachable end and stuck way of ``task`` (``engine.simulation.explore``)."""
+    return explore(task, input=input, max_states=max_states)
