@@ -42,8 +42,9 @@ clean:
 distclean: clean
 	rm -rf $(VENV) var
 
-# The benchmark suite (bench/run.py) against PostgreSQL + Redis on this machine: prints a
-# table and writes bench/results/<date>.json. QUICK=1: small counts, under two minutes.
+# The benchmark suite (bench/run.py) against PostgreSQL + Redis on this machine (and RabbitMQ,
+# Mosquitto, NATS for broker_events): prints a table and writes bench/results/<date>.json.
+# QUICK=1: small counts, a few minutes.
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(BENCH_ARGS)

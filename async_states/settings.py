@@ -276,7 +276,8 @@ if os.environ.get("ASYNC_STATES_SUSPECT_ALONE_SECONDS"):
 # Cluster liveness and shutdown (docs/deploy.md): set only when the environment says so, so
 # the defaults stay in taskapp/conf.py.
 for _name in ("CLUSTER_BEAT_SECONDS", "CLUSTER_FENCE_SECONDS", "CLUSTER_DEAD_SECONDS",
-              "SHUTDOWN_GRACE_SECONDS"):
+              "SHUTDOWN_GRACE_SECONDS", "LISTENER_POLL_SECONDS",
+              "LISTENER_MAX_BACKOFF_SECONDS"):
     if os.environ.get(f"ASYNC_STATES_{_name}"):
         ASYNC_STATES[_name] = float(os.environ[f"ASYNC_STATES_{_name}"])
 

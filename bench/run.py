@@ -30,9 +30,9 @@ from bench.harness import (
 )
 from bench.report import Report
 
-SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "dashboard_push",
-             "dashboard_browser", "http_overhead", "waiting", "growth", "hostile_templates",
-             "takeover", "lifecycle")
+SCENARIOS = ("ceiling", "step10", "throughput", "scale_out", "latency", "broker_events",
+             "dashboard_push", "dashboard_browser", "http_overhead", "waiting", "growth",
+             "hostile_templates", "takeover", "lifecycle")
 
 
 @dataclass

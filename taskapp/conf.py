@@ -77,6 +77,11 @@ DEFAULTS: dict[str, Any] = {
     # On SIGTERM/SIGINT qcluster lets its workers finish the step in hand for this long,
     # then SIGKILLs every process it started and releases the runs they held.
     "SHUTDOWN_GRACE_SECONDS": 30.0,
+    # Broker sources of subscriptions (docs/deploy.md, "Broker sources"): each cluster looks
+    # at the loaded definitions this often and starts or stops one listener per distinct
+    # source; a listener whose broker went away reconnects after a doubling delay capped here.
+    "LISTENER_POLL_SECONDS": 2.0,
+    "LISTENER_MAX_BACKOFF_SECONDS": 10.0,
     # "queue": through django-q2 (the real thing); "none": nobody is told (tests drive runs
     # by calling the services themselves).
     "DISPATCH": "queue",

@@ -54,6 +54,7 @@ class DatabaseCollector:
         yield self._timer_lag()
         yield from self._queue()
         yield from self._lifecycle()
+        yield from self._listeners()
 
     def _runs(self) -> Metric:
         family = GaugeMetricFamily("async_states_runs", "Runs by task and status.",
@@ -139,6 +140,39 @@ class DatabaseCollector:
             lag.add_metric([backlog.destination], (now - backlog.oldest).total_seconds())
             failing.add_metric([backlog.destination], 1 if backlog.attempts else 0)
         yield from (pending, lag, failing)
+
+
+    def _listeners(self) -> Iterator[Metric]:
+        """The broker listeners of the live clusters (their heartbeat rows)."""
+        labels = ["source", "cluster"]
+        connected = GaugeMetricFamily("async_states_listener_connected",
+                                      "1 while a broker listener is connected.", labels=labels)
+        last = GaugeMetricFamily("async_states_listener_last_message_timestamp_seconds",
+                                 "When a listener last took a message (0: never).",
+                                 labels=labels)
+        counters = {name: CounterMetricFamily(f"async_states_listener_{name}", doc,
+                                              labels=labels)
+                    for name, doc in LISTENER_COUNTERS.items()}
+        window = selectors.heartbeat_window(HEARTBEAT_SECONDS)
+        for owner, state in selectors.cluster_listeners(since=conf.clock.now() - window):
+            key = [state["source"], owner]
+            connected.add_metric(key, 1.0 if state.get("connected") else 0.0)
+            last.add_metric(key, state.get("last_message_at") or 0.0)
+            for name, family in counters.items():
+                family.add_metric(key, state.get(name, 0))
+        yield connected
+        yield last
+        yield from counters.values()
+
+
+LISTENER_COUNTERS = {
+    "messages": "Messages a broker listener took.",
+    "events": "New events stored from broker messages.",
+    "duplicates": "Broker messages whose event was stored already (redelivered), dropped.",
+    "poison": "Broker messages that could not become an event, acknowledged and dropped.",
+    "errors": "Listener errors (connection failures and poison messages).",
+    "reconnects": "Times a listener reconnected after a failure.",
+}
 
 
 def _histogram(name: str, doc: str, rows: QuerySet, column: str,

@@ -309,6 +309,10 @@ class ClusterHeartbeat(models.Model):
     owner = models.CharField(max_length=200, unique=True, help_text="host:pid")
     beat_at = models.DateTimeField()
     started_at = models.DateTimeField()
+    # The state of the cluster's broker listeners (engine.sources.listener), refreshed every
+    # LISTENER_POLL_SECONDS: the health check and /metrics read it here, as they run in
+    # another process.
+    listeners = models.JSONField(default=list, blank=True)
 
 
 class WorkerIncident(models.Model):

@@ -18,8 +18,9 @@ from django.db.models import Count, Max, Min, QuerySet
 from engine import lifecycle
 from engine.cursor import RunCursor
 from engine.language import task_from_dict
-from engine.language.model import SubscribeCondition, TaskDef
+from engine.language.model import SourceSpec, SubscribeCondition, TaskDef
 from engine.runs import ACTIVE, FINISHED, RunSnapshot, RunStatus
+from engine.sources import sources_of
 from taskapp import models
 
 ACTIVE_STATUSES = sorted(str(s) for s in ACTIVE)
@@ -33,6 +34,16 @@ def definition_of(definition_id: int) -> TaskDef:
     """The parsed definition of a stored version (immutable, so cached per process)."""
     row = models.TaskDefinition.objects.only("definition").get(pk=definition_id)
     return task_from_dict(row.definition)
+
+
+def definition_ids() -> list[int]:
+    """The ids of every loaded definition (one query of an index)."""
+    return list(models.TaskDefinition.objects.order_by("id").values_list("id", flat=True))
+
+
+def broker_sources_of(definition_id: int) -> dict[tuple, tuple[SourceSpec, frozenset]]:
+    """The broker sources one stored definition declares (``engine.sources.sources_of``)."""
+    return sources_of([definition_of(definition_id)])
 
 
 def snapshot_of(run: models.Run) -> RunSnapshot:
@@ -198,6 +209,14 @@ def task_event_names(*, name: str) -> set[str]:
 
 def cluster_heartbeats(*, since: datetime) -> list[models.ClusterHeartbeat]:
     return list(models.ClusterHeartbeat.objects.filter(beat_at__gte=since).order_by("-beat_at"))
+
+
+def cluster_listeners(*, since: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """``(cluster owner, listener state)`` of every broker listener of the clusters that
+    beat since ``since``."""
+    rows = models.ClusterHeartbeat.objects.filter(beat_at__gte=since).order_by("owner")
+    return [(row.owner, state) for row in rows.only("owner", "listeners")
+            for state in row.listeners or []]
 
 
 def heartbeat_window(interval: float) -> timedelta:

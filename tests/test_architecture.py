@@ -166,3 +166,14 @@ def test_the_kind_scan_sees_a_kind():
         'shown = error["message"]\n'
     )
     assert kind_names_in(source, _registered_kinds()) == [(1, "poll"), (2, "poll"), (3, "set")]
+
+
+def test_broker_listeners_reach_the_database_only_through_services_and_selectors():
+    """A listener's message is stored by the events service, the only writer of events, so
+    the acknowledgement follows its commit; ``taskapp.listeners`` never touches models."""
+    tree = ast.parse((ROOT / "taskapp" / "listeners.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names if node.module == "taskapp"}
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "models" not in imported and "taskapp.models" not in modules
+    assert {"taskapp.services", "taskapp"} <= modules

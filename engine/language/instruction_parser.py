@@ -433,3 +433,9 @@ def _retry_on(reader: Reader) -> Any:
 
 def _at_least(reader: Reader, minimum: float) -> Any:
     return lambda node, path, what: reader.number(node, path, what, minimum)
+
+
+def read_connection(reader: Reader, *speaks: str | None) -> Any:
+    """The connection-name reader for other parts of the parser (a ``subscribe`` source's
+    ``connection``): the same checks as an instruction's."""
+    return _connection(reader, *speaks)

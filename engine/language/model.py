@@ -204,6 +204,40 @@ class PollCondition:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A broker that feeds a ``subscribe``: each message it delivers becomes an event.
+
+    The destination is plain text (a listener has no run to render it against): an AMQP
+    ``queue``, or an ``exchange`` and ``binding`` key (the queue is then declared for it); a
+    Redis ``channel`` (pub/sub) or ``stream`` (read through the consumer ``group``); an MQTT
+    ``topic`` (shared among the ``group``); a NATS ``subject`` (a queue ``group``), or with
+    ``stream`` a JetStream durable consumer named ``group``. ``event``, ``correlation`` and
+    ``id`` are templates over ``message`` that name, address and identify the event.
+    """
+
+    broker: str
+    connection: str
+    queue: str | None = None
+    exchange: str | None = None
+    binding: str | None = None
+    channel: str | None = None
+    stream: str | None = None
+    topic: str | None = None
+    subject: str | None = None
+    group: str = "async_states"
+    event: str | None = None  # template; None: the subscription's own event name
+    correlation: str | None = None  # template; None: no correlation value
+    id: str | None = None  # template; None: the message's own id, else a digest of it
+
+    @property
+    def key(self) -> tuple[str | None, ...]:
+        """What makes two sources the same one: one listener serves every subscription
+        that names it (the templates are per subscription)."""
+        return (self.broker, self.connection, self.queue, self.exchange, self.binding,
+                self.channel, self.stream, self.topic, self.subject, self.group)
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeCondition:
     """Fulfilled by an event named ``event`` addressed to the run, or carrying the
     correlation value ``correlate`` renders to at state entry, and for which ``match``
@@ -213,6 +247,7 @@ class SubscribeCondition:
     correlate: str | None = None
     match: str | None = None
     save_as: str | None = None  # where the event's payload is written in data
+    source: SourceSpec | None = None  # a broker whose messages become these events
 
 
 @dataclass(frozen=True, slots=True)

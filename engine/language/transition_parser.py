@@ -21,6 +21,7 @@ from engine.language.model import (
     WhenCondition,
 )
 from engine.language.reading import Reader
+from engine.language.source_parser import parse_source
 from engine.language.yamlnodes import Node, join
 
 
@@ -93,6 +94,7 @@ def _subscribe(reader: Reader, node: Node, path: str) -> SubscribeCondition | No
         correlate=reader.get(fields, "correlate", path, _stored_template(reader)),
         match=reader.get(fields, "match", path, reader.predicate),
         save_as=reader.get(fields, "save_as", path, reader.dotted_path),
+        source=reader.get(fields, "source", path, lambda n, p, _w: parse_source(reader, n, p)),
     )
 
 

@@ -126,4 +126,28 @@ POLL_KEYS = INSTRUCTION_KINDS | frozenset(
     }
 )
 BACKOFF_KEYS = frozenset({"factor", "max_interval", "jitter"})
-SUBSCRIBE_KEYS = frozenset({"event", "correlate", "match", "save_as"})
+SUBSCRIBE_KEYS = frozenset({"event", "correlate", "match", "save_as", "source"})
+SOURCE_KEYS = frozenset(
+    {
+        "broker",
+        "connection",
+        "queue",
+        "exchange",
+        "binding",
+        "channel",
+        "stream",
+        "topic",
+        "subject",
+        "group",
+        "event",
+        "correlation",
+        "id",
+    }
+)
+# Where each broker's messages come from: the keys it accepts, beyond the shared ones.
+SOURCE_DESTINATIONS = {
+    "amqp": frozenset({"queue", "exchange", "binding"}),
+    "redis": frozenset({"channel", "stream", "group"}),
+    "mqtt": frozenset({"topic", "group"}),
+    "nats": frozenset({"subject", "stream", "group"}),
+}

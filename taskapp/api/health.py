@@ -1,7 +1,7 @@
-"""``GET /api/health/``: is the database, the broker and a cluster alive, and are its
-workers moving (no step stuck far past its budget)? How many lifecycle events wait, for which
-destination and why (never unhealthy for that)? Open to anyone (a
-load balancer has no user); says what is wrong, never anything secret."""
+"""``GET /api/health/``: is the database, the broker and a cluster alive, are its
+workers moving (no step stuck far past its budget), and are its broker listeners connected?
+How many lifecycle events wait, for which destination and why (never unhealthy for that)?
+Open to anyone (a load balancer has no user); says what is wrong, never anything secret."""
 
 from __future__ import annotations
 
@@ -46,6 +46,52 @@ def _cluster() -> tuple[bool, str]:
     return True, f"{len(beats)} cluster process(es); last beat {ago:.1f}s ago"
 
 
+def _listeners() -> tuple[bool, str]:
+    """The clusters' broker listeners: all connected, or which are not and why. A source
+    whose connection the cluster's environment does not define is said, not an outage."""
+    window = selectors.heartbeat_window(HEARTBEAT_SECONDS)
+    try:
+        listeners = selectors.cluster_listeners(since=conf.clock.now() - window)
+    except Exception as exc:  # the database is down: listeners cannot be seen either
+        return False, f"cannot read listeners: {type(exc).__name__}"
+    if not listeners:
+        return True, "no broker source declared"
+    idle = [state for _, state in listeners if state.get("configured") is False]
+    down = [(owner, state) for owner, state in listeners
+            if not state.get("connected") and state.get("configured") is not False]
+    unset = (f"; {len(idle)} wait for their connection to be configured: "
+             f"{idle[0]['source']}" if idle else "")
+    if not down:
+        connected = len(listeners) - len(idle)
+        messages = sum(state.get("messages", 0) for _, state in listeners)
+        return True, f"{connected} listener(s) connected; {messages} message(s) taken{unset}"
+    owner, state = down[0]
+    error = state.get("last_error") or "connecting"
+    return False, (f"{len(down)} of {len(listeners)} listener(s) disconnected: "
+                   f"{state['source']} on {owner}: {error}{unset}")
+
+
+def _lifecycle() -> tuple[bool, str]:
+    """Lifecycle events waiting per destination, and why. Always ok: a slow or down receiver
+    never stops the service (its events wait in the outbox); this says so."""
+    try:
+        backlog = selectors.lifecycle_backlog()
+    except Exception as exc:  # the database is down: said by the database check
+        return True, f"cannot read the outbox: {type(exc).__name__}"
+    if not backlog:
+        return True, "no lifecycle event waiting"
+    now = conf.clock.now()
+    return True, "; ".join(_backlog_detail(b, now) for b in backlog)
+
+
+def _backlog_detail(backlog: selectors.LifecycleBacklog, now) -> str:
+    lag = (now - backlog.oldest).total_seconds()
+    detail = f"{backlog.destination}: {backlog.pending} waiting, oldest {lag:.1f}s"
+    if backlog.last_error:
+        detail += f", failing ({backlog.attempts} attempt(s)): {backlog.last_error}"
+    return detail
+
+
 # Recycles are reported this long after they happen (they are a warning, not an outage).
 RECYCLE_WINDOW = timedelta(minutes=10)
 
@@ -85,29 +131,10 @@ def _held_detail(held: int, oldest: list, now, stuck_after: float) -> str:
             f"{(now - first.claimed_at).total_seconds():.0f}s")
 
 
-def _lifecycle() -> tuple[bool, str]:
-    """Lifecycle events waiting per destination, and why. Always ok: a slow or down receiver
-    never stops the service (its events wait in the outbox); this says so."""
-    try:
-        backlog = selectors.lifecycle_backlog()
-    except Exception as exc:  # the database is down: said by the database check
-        return True, f"cannot read the outbox: {type(exc).__name__}"
-    if not backlog:
-        return True, "no lifecycle event waiting"
-    now = conf.clock.now()
-    return True, "; ".join(_backlog_detail(b, now) for b in backlog)
-
-
-def _backlog_detail(backlog: selectors.LifecycleBacklog, now) -> str:
-    lag = (now - backlog.oldest).total_seconds()
-    detail = f"{backlog.destination}: {backlog.pending} waiting, oldest {lag:.1f}s"
-    if backlog.last_error:
-        detail += f", failing ({backlog.attempts} attempt(s)): {backlog.last_error}"
-    return detail
 
 
 CHECKS = {"database": _database, "broker": _broker, "cluster": _cluster, "workers": _workers,
-          "lifecycle": _lifecycle}
+          "listeners": _listeners, "lifecycle": _lifecycle}
 
 
 class HealthView(APIView):

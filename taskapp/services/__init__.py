@@ -15,8 +15,12 @@ from taskapp.services.errors import (
     ValueTooLarge,
     ValueUnstorable,
 )
-from taskapp.services.events import event_send, events_rewake
-from taskapp.services.heartbeats import cluster_heartbeat, cluster_heartbeat_end
+from taskapp.services.events import event_send, events_from_broker, events_rewake
+from taskapp.services.heartbeats import (
+    cluster_heartbeat,
+    cluster_heartbeat_end,
+    cluster_listeners_report,
+)
 from taskapp.services.retention import (
     PurgeReport,
     retention_policy_ensure,
@@ -34,6 +38,8 @@ from taskapp.services.wakeups import wakeups_fire
 from taskapp.services.workers import worker_recycle_due, worker_stuck, worker_unstuck
 
 __all__ = [
+    "cluster_listeners_report",
+    "events_from_broker",
     "EventTooLarge", "InputInvalid", "InputTooLarge", "ValueTooLarge",
     "LoadResult", "RunConflict",
     "RunNotFound", "ServiceError", "TaskNotFound", "definition_load", "event_send", "events_rewake",

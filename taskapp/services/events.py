@@ -10,6 +10,7 @@ from django.db.models import F
 
 from engine import limits
 from engine.runs import ACTIVE
+from engine.sources import EventDraft, PoisonMessage
 from taskapp import dispatch, models
 from taskapp.conf import conf
 from taskapp.services.errors import EventTooLarge, RunConflict, RunNotFound, ValueUnstorable
@@ -64,6 +65,27 @@ def event_send(
         raise
     _wake_subscribers(event)
     return event, True
+
+
+def events_from_broker(*, drafts: list[EventDraft]) -> list[bool]:
+    """Store the events a broker message made (``engine.sources``), each with its id as the
+    key: a redelivered message's events are found and not stored again. Returns, per event,
+    whether it was new. Called by a listener before it acknowledges the message.
+
+    Raises:
+        PoisonMessage: the database refuses an event (too large once encoded, a value it
+            cannot store): redelivering the message would not change that.
+        DatabaseError: the database is away: the message must not be acknowledged.
+    """
+    created = []
+    for draft in drafts:
+        try:
+            _event, new = event_send(name=draft.name, payload=draft.payload, key=draft.key,
+                                     correlation=draft.correlation)
+        except (EventTooLarge, ValueUnstorable) as exc:
+            raise PoisonMessage(f"event '{draft.name}' refused: {exc}") from None
+        created.append(new)
+    return created
 
 
 def events_rewake(*, now: datetime | None = None, grace_seconds: float = 2.0,

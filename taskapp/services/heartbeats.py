@@ -28,3 +28,9 @@ def cluster_heartbeat(*, owner: str, started_at: datetime, now: datetime | None 
 def cluster_heartbeat_end(*, owner: str) -> None:
     """The cluster process ``owner`` stopped cleanly."""
     models.ClusterHeartbeat.objects.filter(owner=owner).delete()
+
+
+def cluster_listeners_report(*, owner: str, listeners: list[dict]) -> None:
+    """Record the state of the broker listeners of cluster process ``owner`` (shown by the
+    health check and /metrics); a cluster without a heartbeat row yet records it next time."""
+    models.ClusterHeartbeat.objects.filter(owner=owner).update(listeners=listeners)

@@ -34,6 +34,7 @@ VOCABULARIES = {
     "poll": v.POLL_KEYS - {kind for kind in v.INSTRUCTION_KINDS if not gives_result(kind)},
     "backoff": v.BACKOFF_KEYS,
     "subscribe": v.SUBSCRIBE_KEYS,
+    "source": v.SOURCE_KEYS,
 }
 ENUMS = {
     "outcome": v.OUTCOMES,
@@ -71,6 +72,7 @@ def test_enumerations_match():
     assert set(defs["outcome"]["enum"]) == v.OUTCOMES
     assert {m.upper() for m in defs["http"]["properties"]["method"]["enum"]} == v.HTTP_METHODS
     assert set(defs["message"]["properties"]["broker"]["enum"]) == v.BROKERS
+    assert set(defs["source"]["properties"]["broker"]["enum"]) == v.BROKERS
     assert set(defs["db"]["properties"]["fetch"]["enum"]) == v.FETCH_MODES
     assert {str(x) for x in defs["retry"]["properties"]["retry_on"]["items"]["enum"]} == v.RETRY_ON
     assert set(defs["rpc"]["properties"]["protocol"]["enum"]) == v.RPC_PROTOCOLS

@@ -138,4 +138,7 @@ def test_explore_reports_stuck_ways_as_json(folder):
 
 def test_the_scripts_kept_beside_the_shipped_tasks_hold():
     root = DOC.parents[1]
-    assert "checked 5 script(s): 5 ok, 0 failed" in run("--check", str(root / "taskdefs"))
+    kept = len(list((root / "taskdefs").glob("*.sim.yaml")))
+    assert kept >= 6
+    assert f"checked {kept} script(s): {kept} ok, 0 failed" in run("--check",
+                                                                   str(root / "taskdefs"))

@@ -1,9 +1,9 @@
-"""``manage.py qcluster``: django-q2's cluster plus the engine's timer thread.
+"""``manage.py qcluster``: django-q2's cluster plus the engine's timer and listener threads.
 
 This replaces django-q2's own command (taskapp comes first in INSTALLED_APPS): the cluster
 is django-q2's, unchanged; the main process, which otherwise only waits for the Sentinel,
-also fires the engine's due wake-ups and keeps the cluster's heartbeat, and publishes the
-runs' lifecycle events.
+also fires the engine's due wake-ups, keeps the cluster's heartbeat, runs the broker
+listeners of subscriptions (``taskapp.listeners``) and publishes the runs' lifecycle events.
 
 Stopping is bounded. django-q2's own SIGTERM handler stops the Sentinel through a
 multiprocessing ``Event``; when the whole process group gets the signal (what systemd does),
@@ -32,6 +32,7 @@ from django_q.management.commands.qcluster import Command as DjangoQCommand
 from taskapp import liveness
 from taskapp.conf import conf
 from taskapp.lifecycle import PublisherThread
+from taskapp.listeners import ListenerManager
 from taskapp.timer import TimerThread
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -62,6 +63,8 @@ class Command(DjangoQCommand):
         timer.start()  # after the Sentinel's fork: see taskapp.timer
         publisher = PublisherThread()  # lifecycle events (taskapp.lifecycle), after it too
         publisher.start()
+        listeners = ListenerManager(timer.owner)
+        listeners.start()  # after the fork too: no worker inherits a broker socket
         self.stdout.write(f"Async States cluster ready (pid {os.getpid()}): workers and timer "
                           "running", ending="\n")
         self.stdout.flush()
@@ -73,6 +76,8 @@ class Command(DjangoQCommand):
             _stop(cluster)
         finally:
             publisher.stop()
+            listeners.stop()
+            listeners.join(timeout=10)
             timer.stop()
             timer.join(timeout=5)
             publisher.join(timeout=float(conf.LIFECYCLE_TIMEOUT_SECONDS) + 1)

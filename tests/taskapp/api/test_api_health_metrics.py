@@ -10,7 +10,7 @@ from django.core.management import call_command
 from prometheus_client.parser import text_string_to_metric_families
 
 from taskapp import dispatch
-from taskapp.services import cluster_heartbeat
+from taskapp.services import cluster_heartbeat, cluster_listeners_report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -103,3 +103,57 @@ def test_swagger_ui_is_served_from_local_static_files(api):
     # Nothing is fetched from another host. (Not `"cdn" not in page`: the page carries a
     # random token, which now and then contains those three letters.)
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page), page
+
+
+LISTENER = {"source": "amqp connection 'shop' queue 'orders'", "connected": True,
+            "connected_at": 1.0, "last_message_at": 1700000000.0, "messages": 5, "events": 4,
+            "duplicates": 1, "poison": 0, "errors": 0, "reconnects": 0, "last_error": "",
+            "last_error_at": None}
+
+
+def test_health_shows_the_broker_listeners(anonymous, clock):
+    cluster_heartbeat(owner="host:1/c1", started_at=clock.now())
+    response = anonymous.get("/api/health/")
+    assert response.json()["checks"]["listeners"] == {
+        "ok": True, "detail": "no broker source declared"}
+    cluster_listeners_report(owner="host:1/c1", listeners=[LISTENER])
+    assert response.status_code == 200
+    assert anonymous.get("/api/health/").json()["checks"]["listeners"]["detail"] == (
+        "1 listener(s) connected; 5 message(s) taken")
+    down = dict(LISTENER, connected=False, last_error="ConnectionError: connection 'shop': "
+                "refused")
+    cluster_listeners_report(owner="host:1/c1", listeners=[down])
+    response = anonymous.get("/api/health/")
+    assert response.status_code == 503
+    assert response.json()["checks"]["listeners"] == {"ok": False, "detail": (
+        "1 of 1 listener(s) disconnected: amqp connection 'shop' queue 'orders' on host:1/c1: "
+        "ConnectionError: connection 'shop': refused")}
+
+
+def test_metrics_show_the_broker_listeners(api, clock):
+    cluster_heartbeat(owner="host:1/c1", started_at=clock.now())
+    cluster_listeners_report(owner="host:1/c1", listeners=[LISTENER])
+    metrics = _metrics(api)
+    labels = {"source": LISTENER["source"], "cluster": "host:1/c1"}
+    assert [(s.labels, s.value) for s in metrics["async_states_listener_connected"]] == [
+        (labels, 1.0)]
+    counted = {name: [s.value for s in metrics[f"async_states_listener_{name}"]
+                      if s.name.endswith("_total")]
+               for name in ("messages", "events", "duplicates", "poison", "errors")}
+    assert counted == {"messages": [5], "events": [4], "duplicates": [1], "poison": [0],
+                       "errors": [0]}
+    assert metrics["async_states_listener_last_message_timestamp_seconds"][0].value == (
+        1700000000.0)
+
+
+def test_a_source_whose_connection_is_not_configured_is_said_but_not_an_outage(anonymous,
+                                                                             clock):
+    cluster_heartbeat(owner="host:1/c1", started_at=clock.now())
+    unset = dict(LISTENER, connected=False, configured=False, messages=0,
+                 source="mqtt connection 'devices' topic 't' group 'async_states'")
+    cluster_listeners_report(owner="host:1/c1", listeners=[LISTENER, unset])
+    response = anonymous.get("/api/health/")
+    assert response.status_code == 200
+    assert response.json()["checks"]["listeners"]["detail"] == (
+        "1 listener(s) connected; 5 message(s) taken; 1 wait for their connection to be "
+        "configured: mqtt connection 'devices' topic 't' group 'async_states'")
