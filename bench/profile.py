@@ -73,16 +73,17 @@ def main() -> None:
 
 
 def _far_end() -> None:
-    """step10's far end, answering at once from a thread of this process (the profile
-    counts only the main thread), and the task itself."""
+    """step10's far end, ``python -m bench.far_end`` answering at once in a process of its
+    own (keep-alive, as in the benchmark: the profile counts the client's side only), and
+    the task itself."""
+    import atexit
     import os
 
-    from bench.far_end import FarEnd
-    from bench.scenarios.step10 import STEP10
+    from bench.scenarios.step10 import STEP10, FarEndProcess
     from taskapp.services import definition_load
 
-    far = FarEnd()
-    far.route("/step", lambda n, r: (200, {"ok": True}, 0))
+    far = FarEndProcess(0.0).__enter__()
+    atexit.register(far.__exit__)
     os.environ["ASYNC_STATES_SECRET_FAR"] = far.url
     definition_load(text=STEP10, source="bench")
 

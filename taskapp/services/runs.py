@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Greatest
 
 from engine import limits
@@ -28,7 +28,7 @@ from engine.runs import ACTIVE, FINISHED, REDRIVABLE, StepOutcome, in_order
 from taskapp import dispatch, liveness, models, signals
 from taskapp.conf import conf
 from taskapp.selectors import definition_of, snapshot_of
-from taskapp.services import workers
+from taskapp.services import sql, workers
 from taskapp.services.errors import (
     InputInvalid,
     InputTooLarge,
@@ -169,16 +169,9 @@ def _claim(run_id: object, owner: str) -> models.Run | None:
     """Take the run's lease if it is active, due to start, and nobody holds it."""
     now = conf.clock.now()
     expires = now + timedelta(seconds=conf.LEASE_SECONDS)
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    started = Q(start_at__isnull=True) | Q(start_at__lte=now)
     with transaction.atomic():
-        claimed = models.Run.objects.filter(free & started, id=run_id, status__in=_ACTIVE).update(
-            lease_owner=owner, lease_expires_at=expires, wake_at=expires,
-            version=F("version") + 1, crashes=F("crashes") + 1, claimed_at=now,
-        )
-    if not claimed:
-        return None
-    return models.Run.objects.get(id=run_id)
+        return sql.claim_run(run_id=run_id, owner=owner, now=now, expires=expires,
+                             statuses=_ACTIVE)
 
 
 def run_advance(*, run_id: object) -> StepOutcome | None:
