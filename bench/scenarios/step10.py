@@ -82,7 +82,7 @@ def _pools(suite) -> list[tuple[int, int]]:
     if given:
         return [(int(t), int(c)) for t, c in (p.split("/") for p in given.split(","))]
     return list(suite.pick(quick=((16, 16), (64, 8)),
-                           full=((1, 1), (16, 16), (32, 8), (64, 8), (96, 8))))
+                           full=((1, 1), (16, 16), (32, 8), (64, 8), (128, 8))))
 
 
 def _chain10(suite) -> dict[str, float]:
