@@ -65,7 +65,8 @@ class ConnectionPool:
             yield
         finally:
             _holder.pool = None
-            self._give()
+            if self._holding() is not None:  # a failed take back in ``lent`` left none
+                self._give()
 
     @contextmanager
     def lent(self) -> Iterator[None]:
@@ -102,18 +103,19 @@ class ConnectionPool:
 
     def _take(self) -> None:
         self._free.acquire()
+        installed = False
         try:
+            self._close_own()
             with self._lock:
                 wrapper = self._idle.pop() if self._idle else None
             if wrapper is None:
                 wrapper = connections.create_connection(self.alias)
                 wrapper.inc_thread_sharing()  # it moves between this pool's threads
-            self._close_own()
-        except BaseException:
-            self._free.release()
-            raise
-        connections[self.alias] = wrapper
-        self._held.wrapper = wrapper
+            connections[self.alias] = wrapper
+            self._held.wrapper, installed = wrapper, True
+        finally:
+            if not installed:
+                self._free.release()
 
     def _give(self) -> None:
         wrapper, self._held.wrapper = self._held.wrapper, None
