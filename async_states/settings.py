@@ -263,12 +263,14 @@ ASYNC_STATES = {
     "TASKDEFS_DIR": str(BASE_DIR / "taskdefs"),
 }
 # Size limits (bytes of JSON), the crash bound of a run, when a step is stuck and the run
-# steps each worker process drives at once (STEP_THREADS): defaults
+# steps each worker process drives at once (STEP_THREADS) and the database connections they
+# share (STEP_DB_CONNECTIONS): defaults
 # and meaning in taskapp/conf.py and docs/deploy.md; ASYNC_STATES_<NAME> overrides each.
 ASYNC_STATES.update({
     name: int(os.environ[f"ASYNC_STATES_{name}"])
     for name in ("MAX_INPUT_BYTES", "MAX_EVENT_BYTES", "MAX_RESULT_BYTES", "MAX_DATA_BYTES",
-                 "MAX_STEP_CRASHES", "STUCK_STEP_SECONDS", "STEP_THREADS")
+                 "MAX_STEP_CRASHES", "STUCK_STEP_SECONDS", "STEP_THREADS",
+                 "STEP_DB_CONNECTIONS")
     if os.environ.get(f"ASYNC_STATES_{name}")
 })
 if os.environ.get("ASYNC_STATES_SUSPECT_ALONE_SECONDS"):

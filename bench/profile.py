@@ -8,6 +8,11 @@ functions by cumulative and by own time (kept in the repository), and the raw
     .venv/bin/python -m bench.profile --task parked --runs 200
     .venv/bin/python -m bench.profile --task parked --runs 200 --wake
     .venv/bin/python -m bench.profile --task step10 --runs 100   # 10 HTTP calls a run
+    .venv/bin/python -m bench.profile --task step10 --runs 100 --cpu 3
+
+``--cpu N`` first advances N batches of ``--runs`` runs unprofiled and prints the process's
+CPU time per transition of each (the profiler's own cost inflates the profile's times, and
+a loaded machine its wall-clock times; CPU time per transition is what to compare).
 
 ``--wake`` (parked only) profiles the other half of waiting: the runs are parked first,
 unprofiled, then half are woken by their timer and half by an event, and only those steps
@@ -19,11 +24,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import time
 from datetime import datetime
 
-from bench.harness import DEFAULT_PG, ROOT, scratch_database, setup_django
+from bench.harness import DEFAULT_PG, ROOT, drop_database, scratch_database, setup_django
 
 INPUTS = {
     "chain10": lambda i: {},
@@ -38,10 +44,14 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(INPUTS), default="chain10")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--wake", action="store_true", help="profile waking parked runs")
+    parser.add_argument("--cpu", type=int, default=0, metavar="N",
+                        help="first measure CPU time per transition, unprofiled, N times")
     args = parser.parse_args()
     if args.wake and args.task != "parked":
         parser.error("--wake is for --task parked")
-    setup_django(scratch_database(DEFAULT_PG, "bench_profile"), ASYNC_STATES_LOG_LEVEL="WARNING")
+    # A database of this run's own: two profiles side by side must not drop each other's.
+    database = f"bench_profile_{os.getpid()}"
+    setup_django(scratch_database(DEFAULT_PG, database), ASYNC_STATES_LOG_LEVEL="WARNING")
     from django.conf import settings
 
     from bench.scenarios.common import load_tasks
@@ -54,13 +64,14 @@ def main() -> None:
     load_tasks()
     if args.task == "step10":
         _far_end()
+    for batch in range(args.cpu):
+        _cpu_per_transition(args.task, args.runs, batch)
     inputs = (_waking_inputs(args.runs) if args.wake
               else [INPUTS[args.task](i) for i in range(args.runs)])
     ids = [run_start(task=args.task, input=given)[0].pk for given in inputs]
-    before = 0
     if args.wake:
         _park_then_fire(ids, due=inputs[0]["due"])
-        before = models.Transition.objects.count()
+    before = models.Transition.objects.count()  # the --cpu batches' too
     profile = cProfile.Profile()
     began = time.perf_counter()
     profile.enable()
@@ -70,19 +81,38 @@ def main() -> None:
     elapsed = time.perf_counter() - began
     _write(profile, f"{args.task}-wake" if args.wake else args.task, args.runs, elapsed,
            models.Transition.objects.count() - before)
+    drop_database(DEFAULT_PG, database)
+
+
+def _cpu_per_transition(task: str, runs: int, batch: int) -> None:
+    """Start ``runs`` runs of ``task`` and advance each once, unprofiled; print the CPU
+    time this process spent per transition."""
+    from taskapp import models
+    from taskapp.services import run_advance, run_start
+
+    ids = [run_start(task=task, input=INPUTS[task](i))[0].pk for i in range(runs)]
+    before = models.Transition.objects.count()
+    began = time.process_time()
+    for run_id in ids:
+        run_advance(run_id=run_id)
+    spent = time.process_time() - began
+    transitions = models.Transition.objects.count() - before
+    print(f"unprofiled batch {batch + 1}: {1000 * spent / max(transitions, 1):.3f} ms CPU "
+          f"per transition ({transitions} transitions)")
 
 
 def _far_end() -> None:
-    """step10's far end, answering at once from a thread of this process (the profile
-    counts only the main thread), and the task itself."""
+    """step10's far end, ``python -m bench.far_end`` answering at once in a process of its
+    own (keep-alive, as in the benchmark: the profile counts the client's side only), and
+    the task itself."""
+    import atexit
     import os
 
-    from bench.far_end import FarEnd
-    from bench.scenarios.step10 import STEP10
+    from bench.scenarios.step10 import STEP10, FarEndProcess
     from taskapp.services import definition_load
 
-    far = FarEnd()
-    far.route("/step", lambda n, r: (200, {"ok": True}, 0))
+    far = FarEndProcess(0.0).__enter__()
+    atexit.register(far.__exit__)
     os.environ["ASYNC_STATES_SECRET_FAR"] = far.url
     definition_load(text=STEP10, source="bench")
 

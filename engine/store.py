@@ -4,6 +4,7 @@ ORM, and by an in-memory fake in engine tests. The runner never writes anything 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -50,6 +51,12 @@ class RunStore(Protocol):
         Raises:
             LeaseLost: the lease expired and another worker owns the run.
         """
+
+    def outside(self) -> AbstractContextManager[None]:
+        """Wrap a wait on the outside world (an instruction's call), entered with nothing
+        left uncommitted: the store may lend what it holds meanwhile (a database
+        connection, so that a worker's calls in flight are not bounded by its connections)
+        and takes it back on exit."""
 
     def events_for(self, run: RunSnapshot, subscription: Subscription) -> Sequence[EventRecord]:
         """Unexpired events this run has not consumed that match ``subscription``: addressed

@@ -40,14 +40,21 @@ def check_engine_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
             problems.append(checks.Error(
                 f"ASYNC_STATES['{name}'] must be a number above 0, got {value!r}",
                 hint=f"the default is {DEFAULTS[name]!r}", id="async_states.E002"))
-    threads = conf.STEP_THREADS
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
-                                or threads <= 0):
-        problems.append(checks.Error(
-            f"ASYNC_STATES['STEP_THREADS'] must be a whole number above 0, got {threads!r}",
-            hint="None (the default) means 4 on SQLite and 16 on PostgreSQL",
-            id="async_states.E002"))
+    for name, defaults in _POOL_SIZES.items():
+        size = getattr(conf, name)
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)
+                                 or size <= 0):
+            problems.append(checks.Error(
+                f"ASYNC_STATES['{name}'] must be a whole number above 0, got {size!r}",
+                hint=f"None (the default) means {defaults}", id="async_states.E002"))
     return problems
+
+
+# Pool sizes whose default depends on the database (taskapp/conf.py).
+_POOL_SIZES = {
+    "STEP_THREADS": "4 on SQLite and 64 on PostgreSQL",
+    "STEP_DB_CONNECTIONS": "4 on SQLite and 8 on PostgreSQL (never more than STEP_THREADS)",
+}
 
 
 @checks.register(checks.Tags.compatibility)

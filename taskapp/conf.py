@@ -34,9 +34,13 @@ DEFAULTS: dict[str, Any] = {
     "CONDITION_THREADS": 8,
     # Run steps each cluster worker process drives at once (taskapp.steps): while one run's
     # instruction waits on a far end, the others go on. None: 4 on SQLite (its writers take
-    # turns), 16 on PostgreSQL. Each thread holds one database connection: see the
-    # connection budget in docs/deploy.md before raising it.
+    # turns), 64 on PostgreSQL (bench/RESULTS.md, step10: the curve against far-end latency).
     "STEP_THREADS": None,
+    # Database connections a worker's step threads share (taskapp.dbpool): a thread holds
+    # one only for its database phases, none while its call is out. None: 4 on SQLite,
+    # 8 on PostgreSQL; never more than STEP_THREADS. The connection budget is in
+    # docs/deploy.md.
+    "STEP_DB_CONNECTIONS": None,
     "INLINE_RETRY_MAX_SECONDS": 1.0,
     # Budgets of one template or predicate evaluation: wall-clock seconds (never past the
     # step's STEP_MAX_SECONDS), operations (loop iterations, calls, filters, operators) and
@@ -159,7 +163,13 @@ class _Conf:
         """``STEP_THREADS``, or its default for a database ``vendor`` (Django's name)."""
         if self.STEP_THREADS is not None:
             return max(1, int(self.STEP_THREADS))
-        return 4 if vendor == "sqlite" else 16
+        return 4 if vendor == "sqlite" else 64
+
+    def step_db_connections(self, vendor: str) -> int:
+        """``STEP_DB_CONNECTIONS``, or its default for a database ``vendor``."""
+        if self.STEP_DB_CONNECTIONS is not None:
+            return max(1, int(self.STEP_DB_CONNECTIONS))
+        return 4 if vendor == "sqlite" else 8
 
     def reader_limits(self) -> ReaderLimits:
         """The task-file reader's bounds, as ``ASYNC_STATES`` sets them."""

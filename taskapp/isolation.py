@@ -21,8 +21,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+# What a thread does while it waits here: a step thread lends its pooled database connection
+# (``taskapp.dbpool.lent``), or the steps it waits for could wait for that connection in turn.
+Waiting = Callable[[], AbstractContextManager[None]]
 
 
 class StepIsolation:
@@ -46,14 +50,26 @@ class StepIsolation:
         return getattr(self._mine, "depth", 0)
 
     @contextmanager
-    def shared(self) -> Iterator[None]:
-        """Hold while an ordinary step runs; waits while a suspect waits or is alone."""
+    def shared(self, waiting: Waiting = nullcontext) -> Iterator[None]:
+        """Hold while an ordinary step runs; waits (inside ``waiting()``) while a suspect
+        waits or is alone."""
         outer = self._depth() == 0
         if outer:
-            with self._changed:
-                while self._suspects_waiting or self._window_open():
-                    self._changed.wait(timeout=self._window_left() or None)
+            took = []
+
+            def take() -> None:
                 self._shared += 1
+                took.append(True)
+
+            try:
+                self._enter(lambda: not (self._suspects_waiting or self._window_open()),
+                            take, waiting)
+            except BaseException:  # noqa: BLE001 - undone, then raised again
+                if took:
+                    with self._changed:
+                        self._shared -= 1
+                        self._changed.notify_all()
+                raise
         self._mine.depth = self._depth() + 1
         try:
             yield
@@ -64,8 +80,22 @@ class StepIsolation:
                     self._shared = max(self._shared - 1, 0)  # 0 already, after a reset
                     self._changed.notify_all()
 
+    def _enter(self, ready: Callable[[], bool], take: Callable[[], None],
+               waiting: Waiting) -> None:
+        """``take()`` once ``ready()``, under the lock; a wait, if one is needed, happens
+        inside ``waiting()`` and outside the lock for its entry and exit (taking a database
+        connection back may itself wait, for a step that needs this lock to end)."""
+        with self._changed:
+            if ready():
+                take()
+                return
+        with waiting(), self._changed:
+            while not ready():
+                self._changed.wait(timeout=self._window_left() or None)
+            take()
+
     @contextmanager
-    def upgrade(self, seconds: float) -> Iterator[None]:
+    def upgrade(self, seconds: float, waiting: Waiting = nullcontext) -> Iterator[None]:
         """From inside ``shared``: let go of the shared hold, be alone (see ``alone``), take
         the shared hold back. Nested in an outer step of the same thread, nothing can be
         alone: it passes through."""
@@ -76,26 +106,38 @@ class StepIsolation:
             self._shared -= 1
             self._changed.notify_all()
         try:
-            with self._alone(seconds):
+            with self._alone(seconds, waiting):
                 yield
         finally:
             with self._changed:
                 self._shared += 1
 
     @contextmanager
-    def _alone(self, seconds: float) -> Iterator[None]:
+    def _alone(self, seconds: float, waiting: Waiting) -> Iterator[None]:
         """Begins once no other step is in flight; keeps new steps out for ``seconds`` (or
         until it ends, if sooner)."""
         with self._changed:
-            self._suspects_waiting += 1
-            try:
-                while self._shared or self._suspect_running:
-                    self._changed.wait()
-            finally:
-                self._suspects_waiting -= 1
+            self._suspects_waiting += 1  # from now on, no ordinary step begins
+
+        began = []
+
+        def begin() -> None:
+            self._suspects_waiting -= 1
             self._suspect_running = True
             self._alone_until = time.monotonic() + seconds
             self._changed.notify_all()  # steps waiting on the suspect now wait for its window
+            began.append(True)
+
+        try:
+            self._enter(lambda: not (self._shared or self._suspect_running), begin, waiting)
+        except BaseException:  # noqa: BLE001 - undone, then raised again
+            with self._changed:  # never leave the others waiting on a suspect gone
+                if began:
+                    self._suspect_running, self._alone_until = False, 0.0
+                else:
+                    self._suspects_waiting -= 1
+                self._changed.notify_all()
+            raise
         try:
             yield
         finally:

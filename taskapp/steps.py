@@ -18,8 +18,10 @@ its task loop and exits, and interpreter exit joins these threads first: steps i
 finish (within ``STEP_MAX_SECONDS`` plus an instruction's timeout; qcluster's
 ``SHUTDOWN_GRACE_SECONDS`` bounds a stop) instead of being cut short.
 
-Each thread keeps its own database connection (Django's are per thread): a worker holds up
-to ``STEP_THREADS`` of them (docs/deploy.md, "Database connections").
+A step thread holds a database connection only for its database phases: the threads share
+``STEP_DB_CONNECTIONS`` of them (``taskapp.dbpool``), and a thread waiting on a far end holds
+none, so a worker's calls in flight are not bounded by its connections (docs/deploy.md,
+"Database connections").
 """
 
 from __future__ import annotations
@@ -38,15 +40,18 @@ from django.db import close_old_connections, connection
 from engine.forksafe import fork_safe_dict
 from taskapp import services
 from taskapp.conf import conf
+from taskapp.dbpool import ConnectionPool
 
 log = logging.getLogger("async_states.steps")
 
 
 class StepPool:
-    """``size`` threads advancing runs; ``submit`` blocks while all of them are busy."""
+    """``size`` threads advancing runs, sharing ``connections`` database connections (None:
+    one each); ``submit`` blocks while all of them are busy."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, connections: int | None = None):
         self.size = size
+        self.connections = ConnectionPool(min(connections or size, size))
         self._free = threading.BoundedSemaphore(size)
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="steps")
 
@@ -65,11 +70,13 @@ class StepPool:
     def _advance(self, run_id: str) -> None:
         # Django's per-request hygiene, per step: drop a connection that broke or aged out
         # (CONN_MAX_AGE, CONN_HEALTH_CHECKS) before using it again.
-        close_old_connections()
         try:
-            services.run_advance(run_id=run_id)
-        except Exception:  # noqa: BLE001 - run_advance logged it and gave the run back
-            connection.close_if_unusable_or_obsolete()
+            with self.connections.held():
+                close_old_connections()
+                try:
+                    services.run_advance(run_id=run_id)
+                except Exception:  # noqa: BLE001 - run_advance logged it and gave the run back
+                    connection.close_if_unusable_or_obsolete()
         finally:
             self._free.release()
 
@@ -95,7 +102,9 @@ def pool() -> StepPool:
         with _lock:
             found = _pools.get("pool")
             if found is None:
-                found = _pools["pool"] = StepPool(conf.step_threads(connection.vendor))
+                found = _pools["pool"] = StepPool(
+                    conf.step_threads(connection.vendor),
+                    conf.step_db_connections(connection.vendor))
                 _drain_on_sigterm()
     return found
 

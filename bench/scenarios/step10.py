@@ -5,6 +5,11 @@ blocking bound (workers ÷ latency: what one run at a time per worker could reac
 the same run, chain10 (no instructions) against the psycopg2 ceiling.
 
     .venv/bin/python -m bench.run --only ceiling,step10 [--quick]
+
+Each column is a pool configuration, ``STEP_THREADS/STEP_DB_CONNECTIONS`` per worker:
+``1/1`` is one run at a time per worker (the engine before the pool), ``16/16`` a thread
+per connection (the pool before connections were lent during calls). Set
+``BENCH_STEP10_POOLS`` (e.g. ``16/16,64/8``) to measure others.
 """
 
 from __future__ import annotations
@@ -48,25 +53,36 @@ def run(suite) -> None:
 
     definition_load(text=STEP10, source="bench")
     latencies = (0.0, 0.05, 0.2)
-    pools = suite.pick(quick=(16,), full=(1, 8, 16, 32))
+    pools = _pools(suite)
     scenario = suite.report.scenario(
         "step10", "step10: 10 HTTP calls a run, far end latency 0 / 50 / 200 ms, steps/s",
         task="step10 (10 states, one POST each)", workers=WORKERS,
-        step_threads=list(pools), latencies_ms=[int(x * 1000) for x in latencies],
+        pools=[f"{t}/{c}" for t, c in pools], latencies_ms=[int(x * 1000) for x in latencies],
         reps=suite.reps, broker=suite.broker, started_via="service, 4 threads",
         measured="InstructionAttempt rows / (last Transition.at - first start)")
-    for threads in pools:
-        env = {**suite.env, "ASYNC_STATES_STEP_THREADS": str(threads)}
+    for threads, connections in pools:
+        env = {**suite.env, "ASYNC_STATES_STEP_THREADS": str(threads),
+               "ASYNC_STATES_STEP_DB_CONNECTIONS": str(connections)}
+        pool = f"{threads}/{connections}"
         with Cluster(WORKERS, **env):
             stats = repeat(suite.reps, lambda: _chain10(suite))
-            suite.report.add(scenario, f"chain10, STEP_THREADS={threads}", stats,
+            suite.report.add(scenario, f"chain10, pool {pool}", stats,
                              {"transitions_per_s": "/s"}, throughput=("transitions_per_s",))
         for latency in latencies:
             with FarEndProcess(latency) as far, Cluster(
                     WORKERS, **env, ASYNC_STATES_SECRET_FAR=far.url) as cluster:
                 stats = repeat(suite.reps, _once, suite, cluster, threads, latency)
-            suite.report.add(scenario, f"{int(latency * 1000)} ms, STEP_THREADS={threads}",
+            suite.report.add(scenario, f"{int(latency * 1000)} ms, pool {pool}",
                              stats, UNITS, throughput=("steps_per_s",))
+
+
+def _pools(suite) -> list[tuple[int, int]]:
+    """(STEP_THREADS, STEP_DB_CONNECTIONS) configurations to measure, in order."""
+    given = os.environ.get("BENCH_STEP10_POOLS")
+    if given:
+        return [(int(t), int(c)) for t, c in (p.split("/") for p in given.split(","))]
+    return list(suite.pick(quick=((16, 16), (64, 8)),
+                           full=((1, 1), (16, 16), (32, 8), (64, 8), (128, 8))))
 
 
 def _chain10(suite) -> dict[str, float]:

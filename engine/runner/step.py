@@ -240,7 +240,7 @@ class Step:
             self.store.renew_lease(run)
         started, t0 = self.clock.now(), time.monotonic()
         try:
-            result = self.outside.execute(instruction, self._exec_context(instruction, attempt))
+            result = self._execute(instruction, attempt)
             data = self._with_result(instruction, result)
         except (InstructionError, ExpressionError) as exc:
             self._record_attempt(state, instruction, attempt, started, t0, exc)
@@ -252,6 +252,15 @@ class Step:
         cursor.index, cursor.attempt, cursor.retry_at, cursor.last_error = (
             cursor.index + 1, 0, None, None)
         return True  # the result is committed before the next side effect, or at the end
+
+    def _execute(self, instruction: Instruction, attempt: int) -> Any:
+        """One attempt's call. One with side effects is made with everything before it
+        committed (``_attempt``), so the store may lend its database connection meanwhile."""
+        ctx = self._exec_context(instruction, attempt)
+        if not instructions.has_side_effects(instruction.kind):
+            return self.outside.execute(instruction, ctx)
+        with self.store.outside():
+            return self.outside.execute(instruction, ctx)
 
     def _after_failure(self, state: State, instruction: Instruction) -> Park | None:
         cursor = self.run.cursor

@@ -7,7 +7,8 @@ loses a lease (there is one runner and no other worker).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from engine.clock import Clock
@@ -56,6 +57,11 @@ class SimStore:
             self.subscriptions = list(subscriptions)
         self.consumed.extend(consumed_events)
         return True
+
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """A dry run holds no connection to lend while a scripted call is "out"."""
+        yield
 
     def renew_lease(self, run: RunSnapshot) -> None:
         """One runner, no other worker: the lease is never lost."""

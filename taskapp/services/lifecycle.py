@@ -17,7 +17,7 @@ claim to expire: the rows are published again, with the same event ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -64,10 +64,10 @@ def deployment_destination(text: str) -> Lifecycle | None:
 
 
 def lifecycle_events_add(
-    *, run: RunSnapshot, rows: Sequence[models.Transition], destinations: Sequence[str]
+    *, run: RunSnapshot, rows: Sequence[Mapping[str, Any]], destinations: Sequence[str]
 ) -> None:
-    """Write the events of ``rows`` for each destination, in the caller's transaction (the
-    one committing the rows)."""
+    """Write the events of ``rows`` (the Transition rows' columns, as the store inserted
+    them) for each destination, in the caller's transaction (the one committing them)."""
     facts = lifecycle.RunFacts(id=str(run.id), task=run.task.name, version=run.task.version,
                                status=run.status, error=run.error)
     events = lifecycle.events_of(facts, [_row(t) for t in rows], str(conf.LIFECYCLE_SOURCE))
@@ -79,10 +79,10 @@ def lifecycle_events_add(
     ])
 
 
-def _row(t: models.Transition) -> lifecycle.Row:
-    return lifecycle.Row(seq=t.seq, from_state=t.from_state, to_state=t.to_state,
-                         trigger=t.trigger, at=t.at, entry=t.entry,
-                         time_in_state=t.time_in_state)
+def _row(t: Mapping[str, Any]) -> lifecycle.Row:
+    return lifecycle.Row(seq=t["seq"], from_state=t["from_state"], to_state=t["to_state"],
+                         trigger=t["trigger"], at=t["at"], entry=t["entry"],
+                         time_in_state=t["time_in_state"])
 
 
 def lifecycle_claim(

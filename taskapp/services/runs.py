@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Greatest
 
 from engine import limits
@@ -25,11 +25,11 @@ from engine.forksafe import fork_safe_dict, fork_safe_local
 from engine.language.model import TaskDef
 from engine.runner import Runner, prepare_cancel, prepare_crash_failure, prepare_redrive
 from engine.runs import ACTIVE, FINISHED, REDRIVABLE, StepOutcome, in_order
-from taskapp import dispatch, liveness, models, signals
+from taskapp import dbpool, dispatch, liveness, models, signals
 from taskapp.conf import conf
 from taskapp.isolation import isolation
 from taskapp.selectors import definition_of, snapshot_of
-from taskapp.services import workers
+from taskapp.services import sql, workers
 from taskapp.services.errors import (
     InputInvalid,
     InputTooLarge,
@@ -170,23 +170,18 @@ def _claim(run_id: object, owner: str) -> models.Run | None:
     """Take the run's lease if it is active, due to start, and nobody holds it."""
     now = conf.clock.now()
     expires = now + timedelta(seconds=conf.LEASE_SECONDS)
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    started = Q(start_at__isnull=True) | Q(start_at__lte=now)
     with transaction.atomic():
-        claimed = models.Run.objects.filter(free & started, id=run_id, status__in=_ACTIVE).update(
-            lease_owner=owner, lease_expires_at=expires, wake_at=expires,
-            version=F("version") + 1, crashes=F("crashes") + 1, claimed_at=now,
-        )
-    if not claimed:
-        return None
-    return models.Run.objects.get(id=run_id)
+        return sql.claim_run(run_id=run_id, owner=owner, now=now, expires=expires,
+                             statuses=_ACTIVE)
 
 
 def run_advance(*, run_id: object) -> StepOutcome | None:
     """Advance one run as far as it goes now (one *step*); None when another worker holds it
     or it has nothing to do. Safe to call any number of times (django-q2 may redeliver)."""
     owner = _worker_id()
-    with isolation.shared():
+    # Waiting for a suspect run (taskapp.isolation), a step thread lends its pooled database
+    # connection: the steps it waits for need connections to end.
+    with isolation.shared(waiting=dbpool.lent):
         row = _claim(run_id, owner)
         if row is None:
             return None
@@ -195,7 +190,7 @@ def run_advance(*, run_id: object) -> StepOutcome | None:
         if row.crashes > int(conf.MAX_STEP_CRASHES):
             return _fail_poisoned(row, store)
         if row.crashes > 1:  # its last step did not end cleanly: step it alone
-            with isolation.upgrade(float(conf.SUSPECT_ALONE_SECONDS)):
+            with isolation.upgrade(float(conf.SUSPECT_ALONE_SECONDS), waiting=dbpool.lent):
                 return _tracked_step(run_id, row, store, owner)
         return _tracked_step(run_id, row, store, owner)
 

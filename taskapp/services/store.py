@@ -9,8 +9,10 @@ the run publishes them (``services.lifecycle``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max, Q
@@ -25,9 +27,10 @@ from engine.runs import (
     Subscription,
     TransitionRecord,
 )
-from taskapp import models, signals
+from taskapp import dbpool, models, signals
 from taskapp.conf import conf
 from taskapp.liveness import fenced
+from taskapp.services import sql
 from taskapp.services.lifecycle import destinations_of, lifecycle_events_add
 from taskapp.services.wakeups import backstop
 
@@ -65,8 +68,12 @@ class DjangoRunStore:
         self._seq: int | None = 0 if fresh else None
         self._written: dict[str, object] = {}  # the run's columns the last commit wrote
 
-    def _guarded(self, run_id: str) -> models.QuerySet:
-        return models.Run.objects.filter(id=run_id, lease_owner=self.owner, version=self.version)
+    def _guarded(self, run_id: str, fields: dict[str, object], **also: object) -> int:
+        """The run's UPDATE, if this worker still holds it at the version it last wrote;
+        returns the rows changed (0 or 1)."""
+        return sql.update(models.Run, fields,
+                          {"id": run_id, "lease_owner": self.owner, "version": self.version,
+                           **also})
 
     def commit(
         self,
@@ -88,9 +95,7 @@ class DjangoRunStore:
                 if destinations := destinations_of(run.task):
                     lifecycle_events_add(run=run, rows=rows, destinations=destinations)
             if attempts:
-                models.InstructionAttempt.objects.bulk_create(
-                    [_attempt_row(run.id, a) for a in attempts]
-                )
+                sql.insert(models.InstructionAttempt, [_attempt_row(run.id, a) for a in attempts])
             for poll in polls:
                 _save_poll(run.id, poll)
             if subscriptions is not None:
@@ -127,10 +132,10 @@ class DjangoRunStore:
                   "lease_expires_at": expires, "wake_at": expires}
         if release:
             releasing = {**fields, **self._release_fields(run, wake_at)}
-            if self._guarded(run.id).filter(signal=self.signal).update(**releasing):
+            if self._guarded(run.id, releasing, signal=self.signal):
                 self._written = releasing
                 return True
-        if not self._guarded(run.id).update(**fields):
+        if not self._guarded(run.id, fields):
             raise LeaseLost(run.id)
         self._written = fields
         self.lease_expires_at = expires
@@ -151,21 +156,22 @@ class DjangoRunStore:
 
     def _add_transitions(
         self, run_id: str, records: Sequence[TransitionRecord]
-    ) -> list[models.Transition]:
+    ) -> list[dict[str, Any]]:
         if self._seq is None:
             last = models.Transition.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"]
             self._seq = last or 0
         rows = []
         for record in records:
             self._seq += 1
-            rows.append(models.Transition(
-                run_id=run_id, seq=self._seq, from_state=record.from_state or "",
-                to_state=record.to_state or "", trigger=str(record.trigger),
-                condition_kind=record.condition_kind, transition_index=record.transition_index,
-                entry=record.entry, at=record.at, time_in_state=record.time_in_state,
-                detail=record.detail,
-            ))
-        models.Transition.objects.bulk_create(rows)
+            rows.append({
+                "run_id": run_id, "seq": self._seq, "from_state": record.from_state or "",
+                "to_state": record.to_state or "", "trigger": str(record.trigger),
+                "condition_kind": record.condition_kind,
+                "transition_index": record.transition_index, "entry": record.entry,
+                "at": record.at, "time_in_state": record.time_in_state,
+                "detail": record.detail,
+            })
+        sql.insert(models.Transition, rows)
         return rows
 
     def renew_lease(self, run: RunSnapshot) -> None:
@@ -177,9 +183,16 @@ class DjangoRunStore:
         now, lease = conf.clock.now(), timedelta(seconds=conf.LEASE_SECONDS)
         if self.lease_expires_at is not None and self.lease_expires_at - now > lease / 2:
             return
-        if not self._guarded(run.id).update(lease_expires_at=now + lease, wake_at=now + lease):
+        if not self._guarded(run.id, {"lease_expires_at": now + lease, "wake_at": now + lease}):
             raise LeaseLost(run.id)
         self.lease_expires_at = now + lease
+
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """A step thread's database connection goes back to its worker's pool while the
+        call is out (``taskapp.dbpool``)."""
+        with dbpool.lent():
+            yield
 
     def events_for(self, run: RunSnapshot, subscription: Subscription) -> Sequence[EventRecord]:
         addressed = Q(run_id=run.id)
@@ -198,12 +211,12 @@ class DjangoRunStore:
         ]
 
 
-def _attempt_row(run_id: str, a: AttemptRecord) -> models.InstructionAttempt:
-    return models.InstructionAttempt(
-        run_id=run_id, state=a.state, entry=a.entry, instruction=a.instruction, kind=a.kind,
-        attempt=a.attempt, ok=a.ok, started_at=a.started_at, duration=a.duration,
-        error=a.error, error_class=a.error_class,
-    )
+def _attempt_row(run_id: str, a: AttemptRecord) -> dict[str, object]:
+    return {
+        "run_id": run_id, "state": a.state, "entry": a.entry, "instruction": a.instruction,
+        "kind": a.kind, "attempt": a.attempt, "ok": a.ok, "started_at": a.started_at,
+        "duration": a.duration, "error": a.error, "error_class": a.error_class,
+    }
 
 
 def _save_poll(run_id: str, poll: PollRecord) -> None:

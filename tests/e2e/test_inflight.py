@@ -1,5 +1,6 @@
 """Many runs in flight in one worker process (``taskapp.steps``), against the real cluster:
-a worker SIGKILLed with ~50 steps in flight loses none and applies none twice; two workers
+a worker SIGKILLed with ~50 steps in flight (on 4 database connections, lent while the
+calls are out) loses none and applies none twice; two workers
 fed the same runs over and over drive each once; a cancel landing while a run's call is in
 flight ends it at once and the call's late commit is refused."""
 
@@ -9,6 +10,7 @@ import threading
 import time
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 
 from taskapp import dispatch, models
@@ -42,11 +44,24 @@ EXPECTED_PATH = [("", "s1")] + [(f"s{i}", f"s{i + 1}") for i in range(1, STATES)
     (f"s{STATES}", "done")]
 
 
+# Each worker's step threads share this many database connections, so a connection is lent
+# and taken back around nearly every call (taskapp.dbpool).
+DB_CONNECTIONS = 4
+
+
 def _cluster(far_end, workers: int, threads: int) -> Cluster:
     return Cluster(server_environment(
         ASYNC_STATES_SECRET_FAR_END=far_end.url, Q_WORKERS=str(workers),
         ASYNC_STATES_STEP_THREADS=str(threads), ASYNC_STATES_LEASE_SECONDS="3",
-        ASYNC_STATES_LOG_LEVEL="INFO"))
+        ASYNC_STATES_STEP_DB_CONNECTIONS=str(DB_CONNECTIONS), ASYNC_STATES_LOG_LEVEL="INFO"))
+
+
+def _connections_to_this_database() -> int:
+    """Sessions on the test database other than this test's own."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()")
+        return cur.fetchone()[0]
 
 
 def _wait(predicate, timeout: float, what: str, cluster: Cluster | None = None) -> None:
@@ -97,10 +112,13 @@ def test_a_worker_killed_with_50_steps_in_flight_loses_none_and_repeats_none(
         _wait(lambda: held.count() >= 45 and far_end.calls["/step"] >= 100, 60,
               "45 runs leased by the worker, calls under way", first)
         pids = {owner.split(":")[-3] for owner in held.values_list("lease_owner", flat=True)}
-        in_flight = held.count()
+        in_flight, sessions = held.count(), _connections_to_this_database()
     finally:
         first.kill()
     assert len(pids) == 1 and in_flight >= 45  # one worker process held them all
+    # ~50 calls in flight on DB_CONNECTIONS step connections, beside the cluster's own few
+    # (its timer, monitor, watchdog): not one a call.
+    assert sessions <= DB_CONNECTIONS + 8, sessions
     second = _cluster(far_end, workers=1, threads=60)
     second.start()
     try:

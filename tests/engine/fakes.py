@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,11 +36,14 @@ class MemoryStore:
     commits: int = 0
     releases: int = 0
     renewals: int = 0
+    outside_entered: int = 0  # waits on the outside world (instruction calls)
+    away: bool = False  # inside ``outside``: the store must not be written
     lost: bool = False
     saved: RunSnapshot | None = None
 
     def commit(self, run, *, transitions=(), attempts=(), polls=(), subscriptions=None,
                consumed_events=(), release=False, wake_at=None) -> bool:
+        assert not self.away, "a commit while the store had lent its connection"
         if self.lost:
             raise LeaseLost(run.id)
         self.commits += 1
@@ -56,9 +60,19 @@ class MemoryStore:
         return True
 
     def renew_lease(self, run) -> None:
+        assert not self.away, "a renewal while the store had lent its connection"
         if self.lost:
             raise LeaseLost(run.id)
         self.renewals += 1
+
+    @contextlib.contextmanager
+    def outside(self):
+        self.outside_entered += 1
+        self.away = True
+        try:
+            yield
+        finally:
+            self.away = False
 
     def events_for(self, run, subscription: Subscription) -> Sequence[EventRecord]:
         return [

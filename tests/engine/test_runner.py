@@ -494,6 +494,22 @@ def test_each_result_is_committed_before_the_next_call_one_commit_a_call(
     assert run.data["three"]["body"] == "3"
 
 
+def test_each_call_is_made_outside_the_store_with_its_way_committed(
+        runner, store, clock, http):
+    """The store may lend its database connection during a call (``RunStore.outside``):
+    only once everything before it is committed, and never across a commit."""
+    during = []
+
+    def answer(spec, ctx):
+        during.append((store.away, store.commits))
+        return {"status": 200, "body": {}, "headers": {}}
+
+    http.answers = [answer]
+    runner.advance(new_run(THREE_CALLS, clock.now()))
+    assert during == [(True, 1), (True, 2), (True, 3)]
+    assert store.outside_entered == 3 and not store.away
+
+
 WHEN_ON_MISSING_KEY = """
 name: when_missing
 version: 1

@@ -37,12 +37,14 @@ def test_a_lease_that_is_not_a_positive_number_is_refused(value):
 @pytest.mark.parametrize(("value", "refused"), [
     (None, False), (1, False), (32, False), (0, True), (-4, True), (2.5, True), ("8", True),
     (True, True)])
-def test_step_threads_is_none_or_a_whole_number_above_zero(value, refused):
-    with override_settings(ASYNC_STATES={"STEP_THREADS": value}):
+@pytest.mark.parametrize(("name", "default"), [
+    ("STEP_THREADS", "64 on PostgreSQL"), ("STEP_DB_CONNECTIONS", "8 on PostgreSQL")])
+def test_pool_sizes_are_none_or_a_whole_number_above_zero(value, refused, name, default):
+    with override_settings(ASYNC_STATES={name: value}):
         problems = checks.check_engine_settings()
     assert _ids(problems) == (["async_states.E002"] if refused else [])
     if refused:
-        assert "STEP_THREADS" in problems[0].msg and "16 on PostgreSQL" in problems[0].hint
+        assert name in problems[0].msg and default in problems[0].hint
 
 
 @override_settings(ASYNC_STATES={"STEP_MAX_SECONDS": 60.0, "LEASE_SECONDS": 30.0})

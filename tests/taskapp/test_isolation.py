@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 from taskapp.isolation import StepIsolation
 
@@ -128,3 +129,62 @@ def test_reset_forgets_what_a_parent_process_held():
     with isolation.shared():
         isolation.reset()  # what the child of a fork sees
         assert isolation.state() == (0, False)
+
+
+class _OneConnection:
+    """A pool of one database connection, as ``taskapp.dbpool`` hands them to step threads:
+    ``held`` for a step, ``lent`` back while it waits."""
+
+    def __init__(self):
+        self._free = threading.Semaphore(1)
+
+    @contextmanager
+    def held(self):
+        self._free.acquire()
+        try:
+            yield
+        finally:
+            self._free.release()
+
+    @contextmanager
+    def lent(self):
+        self._free.release()
+        try:
+            yield
+        finally:
+            self._free.acquire()
+
+
+def test_waiting_lends_the_connection_so_the_steps_waited_for_can_end():
+    """A suspect holding the only connection waits for an ordinary step that needs it for
+    its commit, while a newer step holding it waits for the suspect: without lending while
+    waiting, nobody would move."""
+    isolation, pool, events = StepIsolation(), _OneConnection(), []
+    call_out, suspect_waits = threading.Event(), threading.Event()
+
+    def ordinary() -> None:
+        with pool.held(), isolation.shared(waiting=pool.lent):
+            with pool.lent():  # its call is out
+                call_out.set()
+                suspect_waits.wait(5)
+                time.sleep(0.1)
+            events.append("ordinary committed")
+
+    def suspect() -> None:
+        call_out.wait(5)
+        with pool.held(), isolation.shared(waiting=pool.lent):
+            suspect_waits.set()
+            with isolation.upgrade(seconds=30, waiting=pool.lent):
+                events.append("suspect alone")
+
+    def newer() -> None:
+        suspect_waits.wait(5)
+        time.sleep(0.05)
+        with pool.held(), isolation.shared(waiting=pool.lent):
+            events.append("newer ran")
+
+    threads = [_in_thread(target) for target in (ordinary, suspect, newer)]
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads), events
+    assert events == ["ordinary committed", "suspect alone", "newer ran"]

@@ -90,10 +90,17 @@ def test_a_failing_step_frees_its_thread(monkeypatch):
 
 
 @pytest.mark.parametrize(("setting", "vendor", "threads"), [
-    (None, "sqlite", 4), (None, "postgresql", 16), (32, "postgresql", 32), (0, "sqlite", 1)])
+    (None, "sqlite", 4), (None, "postgresql", 64), (32, "postgresql", 32), (0, "sqlite", 1)])
 def test_step_threads_default_by_database(settings, setting, vendor, threads):
     settings.ASYNC_STATES = {**settings.ASYNC_STATES, "STEP_THREADS": setting}
     assert conf.step_threads(vendor) == threads
+
+
+@pytest.mark.parametrize(("setting", "vendor", "connections"), [
+    (None, "sqlite", 4), (None, "postgresql", 8), (2, "postgresql", 2), (0, "sqlite", 1)])
+def test_step_db_connections_default_by_database(settings, setting, vendor, connections):
+    settings.ASYNC_STATES = {**settings.ASYNC_STATES, "STEP_DB_CONNECTIONS": setting}
+    assert conf.step_db_connections(vendor) == connections
 
 
 def test_a_task_finding_the_pool_full_queues_its_runs_again(blocked, monkeypatch, settings):
