@@ -195,3 +195,37 @@ def test_a_fifty_state_diagram_fits_zooms_and_pans(servers, browser,  # noqa: F8
     page.get_by_role("button", name="Fit the whole diagram").click()
     assert _view_box(page) == fitted
     page.screenshot(path=str(ARTIFACTS / "task-50-states-fitted.png"))
+
+
+def test_the_task_page_compares_two_versions_by_keyboard(servers, browser,  # noqa: F811
+                                                         django_user_model):
+    from playwright.sync_api import expect
+
+    second = TASK.replace("version: 1", "version: 2").replace("wait: 1h", "wait: 2h")
+    for text in (TASK, second):
+        assert _in_thread(definition_load, text=text, source="demo.yaml").status == "loaded"
+    _in_thread(_token, user_model=django_user_model)
+    page = browser.new_page()
+    _sign_in(page, servers)
+    page.goto(f"{servers}/tasks/diagram_demo/")
+
+    # The newest version opens with its diff against the previous one, signed line by line.
+    diff = page.get_by_role("region", name="Changes from v1 to v2")
+    expect(diff.locator("del")).to_contain_text(["-version: 1", "-        wait: 1h"])
+    expect(diff.locator("ins")).to_contain_text(["+version: 2", "+        wait: 2h"])
+
+    # Keyboard only: choose v1 in the labelled picker, Tab to the button, Enter.
+    page.get_by_label("Show version").focus()
+    page.keyboard.press("ArrowDown")  # the list is newest first: v2, then v1
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.locator("#compare")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/tasks/diagram_demo/?version=1&diff=")
+    expect(page.locator("#diff-none")).to_contain_text("nothing before it")
+    # And back, comparing v2 with v1 chosen explicitly.
+    page.goto(f"{servers}/tasks/diagram_demo/?version=2&diff=1")
+    expect(page.get_by_label("compared with")).to_have_value("1")
+    page.get_by_role("region", name="Changes from v1 to v2").focus()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-version-diff.png"), full_page=True)
