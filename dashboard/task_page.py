@@ -13,12 +13,15 @@ from django.utils import timezone
 from dashboard import selectors
 from dashboard.versions import MAX_DIFF_LINES, VersionDiff, version_diff
 from engine.diagram import diagram_of, to_svg
+from taskapp.conf import conf
 from taskapp.models import TaskDefinition
+from taskapp.permissions import can_simulate_tasks
 from taskapp.selectors import definition_of
 
 
-def page(name: str, version: str = "", diff: str = "") -> dict[str, Any]:
-    """The page's context for ``?version=`` and ``?diff=`` (both version numbers, as given).
+def page(name: str, *, version: str = "", diff: str = "", user: Any = None) -> dict[str, Any]:
+    """The page's context for ``?version=`` and ``?diff=`` (both version numbers, as given);
+    ``user`` decides whether the dry-run form is offered.
 
     Raises:
         Http404: no such task, or no such version for either parameter.
@@ -28,8 +31,10 @@ def page(name: str, version: str = "", diff: str = "") -> dict[str, Any]:
     if chosen is None:
         raise Http404("No such task or version")
     definition = selectors.task_version(chosen.pk)
-    diagram = diagram_of(definition_of(definition.pk))
+    task = definition_of(definition.pk)
+    diagram = diagram_of(task)
     return {
+        "task_def": task,
         "since": timezone.now().isoformat(),
         "definition": definition,
         "versions": versions,
@@ -39,6 +44,8 @@ def page(name: str, version: str = "", diff: str = "") -> dict[str, Any]:
         "diff": _diff(definition, versions, diff),
         "diff_wanted": diff,
         "max_diff_lines": MAX_DIFF_LINES,
+        "can_simulate": can_simulate_tasks(user),
+        "max_seconds": conf.SIMULATION_MAX_SECONDS,
     }
 
 

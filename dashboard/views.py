@@ -1,6 +1,7 @@
 """The dashboard's pages: server-rendered first, then kept live by
 ``static/dashboard/dashboard.js`` over ``ws/runs/`` (dashboard.consumers). They only read;
-the actions a run page offers post to ``dashboard.actions``, which calls taskapp's services.
+the actions a run page offers post to ``dashboard.actions``, which calls taskapp's services,
+and a task page's dry run posts to ``dashboard.dry_run``, which stores nothing.
 
 Task and run pages inline the task's state diagram as SVG (``engine.diagram``, the same
 drawing as ``manage.py graph`` and the API); ``static/dashboard/diagram.js`` zooms, pans and
@@ -66,7 +67,7 @@ def run_panels(request: HttpRequest, run_id: object) -> HttpResponse:
 @login_required
 def task_detail(request: HttpRequest, name: str) -> HttpResponse:
     context = task_page.page(name, version=request.GET.get("version", ""),
-                             diff=request.GET.get("diff", ""))
+                             diff=request.GET.get("diff", ""), user=request.user)
     return render(request, "dashboard/task.html", context)
 
 
