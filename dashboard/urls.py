@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import actions, views
+from dashboard import actions, dry_run, views
 
 app_name = "dashboard"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("runs/<uuid:run_id>/redrive/", actions.redrive, name="run-redrive"),
     path("runs/<uuid:run_id>/events/", actions.send_event, name="run-event"),
     path("tasks/<str:name>/", views.task_detail, name="task"),
+    path("tasks/<str:name>/simulate/", dry_run.simulate, name="task-simulate"),
 ]

@@ -1,6 +1,7 @@
 """The dashboard's pages: server-rendered first, then kept live by
 ``static/dashboard/dashboard.js`` over ``ws/runs/`` (dashboard.consumers). They only read;
-the actions a run page offers post to ``dashboard.actions``, which calls taskapp's services.
+the actions a run page offers post to ``dashboard.actions``, which calls taskapp's services,
+and a task page's dry run posts to ``dashboard.dry_run``, which stores nothing.
 
 Task and run pages inline the task's state diagram as SVG (``engine.diagram``, the same
 drawing as ``manage.py graph`` and the API); ``static/dashboard/diagram.js`` zooms, pans and
@@ -14,11 +15,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboard import overview, run_page, runs_list, selectors
-from engine.diagram import diagram_of, to_svg
+from dashboard import overview, run_page, runs_list, selectors, task_page
 from engine.runs import RunStatus
 from taskapp.models import Run
-from taskapp.selectors import definition_of
 
 RECENT_RUNS = 50
 
@@ -67,21 +66,9 @@ def run_panels(request: HttpRequest, run_id: object) -> HttpResponse:
 
 @login_required
 def task_detail(request: HttpRequest, name: str) -> HttpResponse:
-    versions = selectors.task_versions(name)
-    wanted = request.GET.get("version", "")
-    chosen = next((v for v in versions if str(v.version) == wanted), None) if wanted else None
-    if not versions or (wanted and chosen is None):
-        raise Http404("No such task or version")
-    definition = selectors.task_version((chosen or versions[0]).pk)
-    diagram = diagram_of(definition_of(definition.pk))
-    return render(request, "dashboard/task.html", {
-        "since": timezone.now().isoformat(),
-        "definition": definition,
-        "versions": versions,
-        "svg": to_svg(diagram),
-        "lints": [(node.name, lint) for node in diagram.nodes for lint in node.lints],
-        "states": selectors.task_state_counts(name),
-    })
+    context = task_page.page(name, version=request.GET.get("version", ""),
+                             diff=request.GET.get("diff", ""), user=request.user)
+    return render(request, "dashboard/task.html", context)
 
 
 @login_required

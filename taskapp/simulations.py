@@ -40,6 +40,12 @@ def task_for_simulation(*, name: str | None = None, version: int | None = None,
     return selectors.definition_of(row.pk)
 
 
+def request_bounds() -> Bounds:
+    """The bounds of a dry run asked for over the web (the API and the task page alike): the
+    engine's, with the wall time cut to ``SIMULATION_MAX_SECONDS`` so that a request ends."""
+    return Bounds(max_wall_seconds=float(conf.SIMULATION_MAX_SECONDS))
+
+
 def task_simulate(*, task: TaskDef, script: Script, input: dict[str, Any] | None = None,
                   bounds: Bounds | None = None) -> Simulation:
     """A dry run of ``task`` against ``script`` (``engine.simulation.simulate``)."""

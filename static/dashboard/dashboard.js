@@ -220,9 +220,10 @@
 
   // The run's path on its diagram, from the transitions table (server-rendered rows and the
   // ones appended live): one source of truth for both.
-  function showRunPath(box) {
+  // The task page draws a dry run's path the same way, from its table ("sim-transitions").
+  function showRunPath(box, tableId) {
     if (!window.AsyncStatesDiagram) return;
-    var rows = document.querySelectorAll("#transitions tbody tr");
+    var rows = document.querySelectorAll("#" + (tableId || "transitions") + " tbody tr");
     var transitions = Array.prototype.map.call(rows, function (row) {
       return {from_state: row.dataset.from, to_state: row.dataset.to,
               trigger: row.dataset.trigger, condition_kind: row.dataset.condition};
@@ -233,7 +234,10 @@
 
   function showTaskCounts(rows) {
     var box = document.querySelector("[data-diagram]");
-    if (box && window.AsyncStatesDiagram) window.AsyncStatesDiagram.showCounts(box, rows);
+    // A dry run's path owns the diagram's badges: the counts stay in the line of pills.
+    if (box && window.AsyncStatesDiagram && !box.hasAttribute("data-simulated")) {
+      window.AsyncStatesDiagram.showCounts(box, rows);
+    }
     var line = document.getElementById("task-runs");
     if (!line) return;
     var pills = rows.map(function (r) {
@@ -346,6 +350,7 @@
 
   var diagramBox = document.querySelector("[data-diagram]");
   if (diagramBox && page === "run") showRunPath(diagramBox);
+  if (diagramBox && diagramBox.hasAttribute("data-simulated")) showRunPath(diagramBox, "sim-transitions");
   var initialCounts = document.getElementById("task-counts");
   if (initialCounts && page === "task") showTaskCounts(JSON.parse(initialCounts.textContent));
 

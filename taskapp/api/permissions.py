@@ -43,7 +43,7 @@ class CanSimulateTasks(_ModelPermission):
     """Dry runs execute user-supplied definitions and templates (within their budgets):
     a permission of its own, granted like the others."""
 
-    perm = "taskapp.simulate_task"
+    perm = permissions.SIMULATE_TASKS
     message = "simulating tasks needs the 'taskapp.simulate_task' permission (Can simulate task)"
 
 

@@ -12,7 +12,6 @@ from rest_framework.views import APIView
 
 from engine.errors import SpecError
 from engine.simulation import (
-    Bounds,
     Script,
     ScriptError,
     SimulationError,
@@ -23,8 +22,7 @@ from taskapp.api import serializers as s
 from taskapp.api.parsers import JsonParser
 from taskapp.api.permissions import CanSimulateTasks
 from taskapp.api.runs import _errors
-from taskapp.conf import conf
-from taskapp.simulations import task_for_simulation, task_simulate
+from taskapp.simulations import request_bounds, task_for_simulation, task_simulate
 
 
 class TaskSimulateView(APIView):
@@ -42,10 +40,9 @@ class TaskSimulateView(APIView):
         given = params.validated_data
         task = _task(given)
         script = _script(given["script"])
-        bounds = Bounds(max_wall_seconds=float(conf.SIMULATION_MAX_SECONDS))
         try:
             result = task_simulate(task=task, script=script, input=given["input"],
-                                   bounds=bounds)
+                                   bounds=request_bounds())
         except SimulationError as exc:
             raise ValidationError({"script": _messages(exc)}) from None
         return Response(result.to_json())

@@ -7,6 +7,7 @@ all without a reload. Screenshots go to ``var/test-artifacts/``.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 import pytest
@@ -195,3 +196,73 @@ def test_a_fifty_state_diagram_fits_zooms_and_pans(servers, browser,  # noqa: F8
     page.get_by_role("button", name="Fit the whole diagram").click()
     assert _view_box(page) == fitted
     page.screenshot(path=str(ARTIFACTS / "task-50-states-fitted.png"))
+
+
+def test_the_task_page_compares_two_versions_by_keyboard(servers, browser,  # noqa: F811
+                                                         django_user_model):
+    from playwright.sync_api import expect
+
+    second = TASK.replace("version: 1", "version: 2").replace("wait: 1h", "wait: 2h")
+    for text in (TASK, second):
+        assert _in_thread(definition_load, text=text, source="demo.yaml").status == "loaded"
+    _in_thread(_token, user_model=django_user_model)
+    page = browser.new_page()
+    _sign_in(page, servers)
+    page.goto(f"{servers}/tasks/diagram_demo/")
+
+    # The newest version opens with its diff against the previous one, signed line by line.
+    diff = page.get_by_role("region", name="Changes from v1 to v2")
+    expect(diff.locator("del")).to_contain_text(["-version: 1", "-        wait: 1h"])
+    expect(diff.locator("ins")).to_contain_text(["+version: 2", "+        wait: 2h"])
+
+    # Keyboard only: choose v1 in the labelled picker, Tab to the button, Enter.
+    page.get_by_label("Show version").focus()
+    page.keyboard.press("ArrowDown")  # the list is newest first: v2, then v1
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.locator("#compare")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/tasks/diagram_demo/?version=1&diff=")
+    expect(page.locator("#diff-none")).to_contain_text("nothing before it")
+    # And back, comparing v2 with v1 chosen explicitly.
+    page.goto(f"{servers}/tasks/diagram_demo/?version=2&diff=1")
+    expect(page.get_by_label("compared with")).to_have_value("1")
+    page.get_by_role("region", name="Changes from v1 to v2").focus()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-version-diff.png"), full_page=True)
+
+
+def test_a_dry_run_from_the_task_page_lights_up_its_path(servers, browser,  # noqa: F811
+                                                         django_user_model):
+    from playwright.sync_api import expect
+
+    from tests.dashboard.test_task_dry_run import HELLO, SCRIPT
+
+    assert _in_thread(definition_load, text=HELLO, source="hello.yaml").status == "loaded"
+    _in_thread(_token, user_model=django_user_model)  # a superuser: may simulate
+    page = browser.new_page()
+    _sign_in(page, servers)
+    page.goto(f"{servers}/tasks/hello/")
+    page.get_by_label("Script (YAML or JSON)").fill(SCRIPT)
+    page.get_by_role("button", name="Dry run").click()
+    page.wait_for_url("**/tasks/hello/simulate/**")
+
+    expect(page.locator("#sim-outcome")).to_contain_text("✓ succeeded in done")
+    done = _node(page, "done")
+    expect(done).to_have_class("node final final-succeeded visited current", timeout=10_000)
+    expect(done.locator("g.badge.now")).to_have_text("■ ended here")
+    expect(_node(page, "shouting").locator("g.badge.count")).to_have_text("×1")
+    expect(_node(page, "shouting")).to_have_attribute("aria-label", re.compile("entered 1 time"))
+    expect(_edge(page, "greeting", "shouting")).to_have_class("edge transition taken")
+    expect(_edge(page, "greeting", "pause")).to_have_class("edge transition")
+    expect(_edge(page, "pause", "done").locator("text")).to_have_text("wait 2s ×1")
+    expect(page.get_by_role("region", name="History")).to_contain_text(
+        "hello v1: succeeded in done")
+    # The script stays in the form for the next try.
+    expect(page.get_by_label("Script (YAML or JSON)")).to_have_value(SCRIPT)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "task-dry-run.png"), full_page=True)
+    # Clearing it goes back to the task page, whose diagram shows no path.
+    page.get_by_role("link", name="Clear the dry run").click()
+    page.wait_for_url(f"{servers}/tasks/hello/?version=1")
+    expect(page.locator("svg.diagram g.node.visited")).to_have_count(0)

@@ -55,7 +55,7 @@ def test_task_page_shows_the_diagram_before_any_run_the_yaml_and_versions(admin_
              if g.get("data-state")]
     assert names and "resting" in names
     assert "no runs yet" in page and "start_state: " in page
-    assert 'href="?version=1"' in page
+    assert 'href="/tasks/greeter/?version=1"' in page
     assert admin_client.get("/tasks/greeter/?version=1").context["definition"].version == 1
     assert admin_client.get("/tasks/greeter/?version=9").status_code == 404
     assert admin_client.get("/tasks/nope/").status_code == 404
