@@ -177,7 +177,7 @@ class _Echo(BaseHTTPRequestHandler):
         if route == "rpc":
             call = json.loads(body)
             reply = {"jsonrpc": "2.0", "id": call["id"],
-                     "error": {"code": -32000, "message": f"refused {call['params']}",
+                     "error": {"code": 4001, "message": f"refused {call['params']}",
                                "data": echo}}
             return self._reply(200, json.dumps(reply), "application/json")
         if route == "text":
