@@ -11,6 +11,11 @@ condition, after which ``Event.set()`` waits forever for it to acknowledge — t
 process hung beside a defunct Sentinel. So the signal only sets a flag here; the stop runs
 in a thread the main process watches, and after ``SHUTDOWN_GRACE_SECONDS`` every process
 the cluster started is SIGKILLed. The timer thread then releases the runs they held.
+
+The Sentinel is django-q2's with one part replaced: the queue from its pusher to its
+workers is a ``taskapp.cluster_queue.KillSafeQueue``. django-q2's own queue is left wedged
+for good by a worker SIGKILLed while waiting on it (it dies holding the queue's lock); on
+this one the Sentinel's replacement worker and the others go on receiving tasks.
 """
 
 from __future__ import annotations
@@ -20,15 +25,20 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import django_q.cluster
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connections
-from django_q.cluster import Cluster
+from django_q.cluster import Cluster, Sentinel
+from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
 from taskapp import liveness
+from taskapp.cluster_queue import KillSafeQueue
 from taskapp.conf import conf
 from taskapp.timer import TimerThread
 
@@ -53,7 +63,8 @@ class Command(DjangoQCommand):
         timer.begin()  # beat, recover this host's dead predecessors: before the workers
         connections.close_all()  # no connection of this process may be inherited by a fork
         try:
-            cluster.start()
+            with _sentinel_class(KillSafeSentinel):
+                cluster.start()
         except RuntimeError:  # the Sentinel died starting: stopped by a signal to the group?
             if not stopping.is_set():
                 raise
@@ -70,6 +81,33 @@ class Command(DjangoQCommand):
         finally:
             timer.stop()
             timer.join(timeout=5)
+
+
+class KillSafeSentinel(Sentinel):
+    """django-q2's Sentinel whose workers take their tasks from a ``KillSafeQueue``
+    (bounded by django-q2's ``queue_limit`` as its own queue was). Everything else —
+    the pusher, the monitor and its result queue, the guard that replaces dead workers —
+    is django-q2's."""
+
+    def __init__(self, stop_event, start_event, cluster_id, broker=None, timeout=None,
+                 start=True):
+        super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
+        self.task_queue.close()  # django-q2's, never used: nothing was put on it
+        self.task_queue = KillSafeQueue(maxsize=Conf.QUEUE_LIMIT or 0)
+        if start:
+            self.start()
+
+
+@contextmanager
+def _sentinel_class(cls: type[Sentinel]) -> Iterator[None]:
+    """Have ``Cluster.start`` fork ``cls`` as its Sentinel: django-q2 names the class in
+    its module and offers no other way in. Only for the start, which forks at once."""
+    original = django_q.cluster.Sentinel
+    django_q.cluster.Sentinel = cls
+    try:
+        yield
+    finally:
+        django_q.cluster.Sentinel = original
 
 
 def _catch_stop_signals() -> threading.Event:

@@ -1,0 +1,127 @@
+"""``KillSafeQueue``: the cluster's task queue, which a reader SIGKILLed while waiting on it
+cannot wedge — unlike django-q2's ``multiprocessing.Queue``, shown here wedging the same
+way. Real forked processes, real signals."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from taskapp.cluster_queue import KillSafeQueue, MessageTooLarge
+
+# x86_64 syscalls of a process blocked on a queue read: read(2), recvfrom(2).
+_READING = {"0", "45"}
+
+
+def _blocked_reading(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/syscall").read_text().split()[0] in _READING:
+                return
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never blocked reading its queue")
+
+
+def _read_forever(q) -> None:
+    while True:
+        q.get()
+
+
+def _reader(q, out) -> None:
+    for item in iter(q.get, "STOP"):
+        out.put(item)
+
+
+def _fork(target, *args) -> multiprocessing.Process:
+    process = multiprocessing.get_context("fork").Process(target=target, args=args,
+                                                          daemon=True)
+    process.start()
+    return process
+
+
+def _kill(process: multiprocessing.Process) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(5)
+
+
+def test_django_q2s_queue_is_wedged_by_a_reader_killed_while_waiting():
+    wedged = multiprocessing.get_context("fork").Queue()
+    victim = _fork(_read_forever, wedged)
+    _blocked_reading(victim.pid)  # holding the queue's read lock
+    _kill(victim)
+    wedged.put("task")
+    with pytest.raises(queue.Empty):
+        wedged.get(timeout=1)
+
+
+def test_a_reader_killed_while_waiting_leaves_the_others_every_message():
+    tasks, out = KillSafeQueue(), multiprocessing.get_context("fork").Queue()
+    victim = _fork(_read_forever, tasks)
+    survivor = _fork(_reader, tasks, out)
+    _blocked_reading(victim.pid)
+    _blocked_reading(survivor.pid)
+    _kill(victim)
+    for i in range(20):
+        tasks.put({"task": i})
+    tasks.put("STOP")
+    assert [out.get(timeout=5)["task"] for _ in range(20)] == list(range(20))
+    survivor.join(5)
+    assert survivor.exitcode == 0
+    assert tasks.empty()
+
+
+def test_a_bounded_queue_counts_exactly_where_it_is_put_and_refuses_past_maxsize():
+    tasks = KillSafeQueue(maxsize=3)
+    for i in range(3):
+        tasks.put("x" * (i * 50))
+    assert tasks.qsize() == 3
+    with pytest.raises(queue.Full):
+        tasks.put("one too many", block=False)
+    with pytest.raises(queue.Full):
+        tasks.put("one too many", timeout=0.05)
+    assert tasks.get() == ""
+    assert tasks.qsize() == 2
+    tasks.put("room again", block=False)
+    assert [tasks.get(), tasks.get(), tasks.get()] == ["x" * 50, "x" * 100, "room again"]
+    assert (tasks.qsize(), tasks.empty()) == (0, True)
+
+
+def test_a_put_waits_for_a_reader_to_make_room():
+    tasks, out = KillSafeQueue(maxsize=1), multiprocessing.get_context("fork").Queue()
+    tasks.put(0)
+    reader = _fork(_reader, tasks, out)
+    for i in range(1, 10):
+        tasks.put(i, timeout=5)
+    tasks.put("STOP", timeout=5)
+    assert [out.get(timeout=5) for _ in range(10)] == list(range(10))
+    reader.join(5)
+
+
+def test_get_with_a_timeout_raises_empty_and_without_blocking_at_once():
+    tasks = KillSafeQueue()
+    began = time.monotonic()
+    with pytest.raises(queue.Empty):
+        tasks.get(timeout=0.1)
+    assert time.monotonic() - began >= 0.1
+    with pytest.raises(queue.Empty):
+        tasks.get(block=False)
+    tasks.put("here")
+    assert tasks.get(block=False) == "here"
+
+
+def test_a_message_past_the_socket_limit_is_refused_with_the_limit_named():
+    tasks = KillSafeQueue()
+    with pytest.raises(MessageTooLarge) as caught:
+        tasks.put(b"x" * (tasks.max_message_bytes + 1))
+    assert caught.value.limit == tasks.max_message_bytes
+    assert f"{tasks.max_message_bytes} bytes" in str(caught.value)
+    assert tasks.empty()
