@@ -13,15 +13,25 @@ so any number of workers read at once, and one killed while blocked in ``recv`` 
 message and holds nothing. A ``put`` sends its message whole, in the caller's thread, or
 raises (no feeder thread, no write lock).
 
-What it leaves to others: what a task means (django-q2's worker), and the fate of a task a
-worker had received when it was killed (the broker's redelivery for the ORM broker, the
-run's backstop wake-up for Redis, as before).
+The same goes for the queue that carries results from the workers to the cluster's one
+monitor, which would wedge the same way when the monitor is killed waiting on it (the
+broker's acknowledgements would stop, and then, once its pipe filled, the workers' exits).
+A worker puts its result holding a lock the Sentinel's guard also takes, so a result put
+must never block: when the monitor has not read 256 KiB of results (dead, or stuck on the
+database) a result is dropped and logged (``Overflow.DROP``). A dropped result is only a
+missing acknowledgement: the ORM broker delivers the task again after ``retry``, and a run
+id advanced twice is advanced once (the claim decides).
+
+What it leaves to others: what a task means (django-q2's worker and monitor), and the fate
+of a task a worker had received when it was killed (the broker's redelivery for the ORM
+broker, the run's backstop wake-up for Redis, as before).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import pickle
 import queue
 import select
@@ -30,6 +40,9 @@ import struct
 import termios
 import time
 from collections import deque
+from enum import StrEnum
+
+log = logging.getLogger("async_states.cluster_queue")
 
 # Seconds between two looks at a full queue by a blocked ``put`` (the pusher): the kernel
 # tells how many bytes are unread, not when that number falls.
@@ -39,6 +52,13 @@ _FULL_POLL_SECONDS = 0.005
 # Each ``get`` reads into a buffer that large. A task carries at most WAKE_BATCH run ids:
 # under 1 KiB.
 _WANTED_SNDBUF = 1 << 17
+
+
+class Overflow(StrEnum):
+    """What ``put`` does when the message cannot be sent at once."""
+
+    WAIT = "wait"  # wait for room (the pusher: backpressure keeps tasks in the broker)
+    DROP = "drop"  # drop it and log (a worker's result: see the module's docstring)
 
 
 class MessageTooLarge(ValueError):
@@ -61,7 +81,8 @@ class KillSafeQueue:
     messages are the newest, since the socket is first in, first out), approximate in any
     other process (``qsize`` there is 0 or 1)."""
 
-    def __init__(self, maxsize: int = 0):
+    def __init__(self, maxsize: int = 0, overflow: Overflow = Overflow.WAIT):
+        self._overflow = overflow
         self._reader, self._writer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._writer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _WANTED_SNDBUF)
         # The kernel keeps 32 bytes of the buffer for itself (EMSGSIZE past sndbuf - 32).
@@ -74,6 +95,9 @@ class KillSafeQueue:
         """Send ``obj`` as one message; with ``maxsize``, wait (or raise ``queue.Full``)
         while the queue holds that many."""
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        if self._overflow is Overflow.DROP:
+            self._send_or_drop(data)
+            return
         if len(data) > self.max_message_bytes:
             raise MessageTooLarge(len(data), self.max_message_bytes)
         self._wait_for_room(block, timeout)
@@ -84,6 +108,14 @@ class KillSafeQueue:
                 raise MessageTooLarge(len(data), self.max_message_bytes) from exc
             raise
         self._sent.append(len(data))
+
+    def _send_or_drop(self, data: bytes) -> None:
+        try:
+            self._writer.send(data, socket.MSG_DONTWAIT)
+        except OSError as exc:  # BlockingIOError (full) or EMSGSIZE (too large)
+            log.warning("cluster_queue.dropped bytes=%d unread=%d: %s (nobody reads the "
+                        "queue fast enough; the broker delivers an unacknowledged task "
+                        "again)", len(data), _unread_bytes(self._reader), exc)
 
     def get(self, block: bool = True, timeout: float | None = None) -> object:
         """The oldest message nobody has taken; waits for one (at most ``timeout``), or

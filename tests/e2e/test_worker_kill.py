@@ -197,3 +197,37 @@ def test_runs_complete_after_a_worker_with_steps_in_flight_is_killed(env, load, 
                             + "".join(cluster.output[-30:]))
     _assert_each_path_once(first + second)
     print(f"worker {killed} killed with steps in flight: 20 runs finished {took:.1f} s later")
+
+
+def test_the_orm_broker_acknowledges_again_after_the_monitor_is_killed(env, load):
+    """The cluster's one monitor reads the workers' results and acknowledges each task to
+    the broker. Killed while waiting on its queue, it is replaced; the replacement must
+    read on, or the ORM broker's task rows stay behind (and every task is delivered again
+    after ``retry``)."""
+    if "REDIS_URL" in env:
+        pytest.skip("the Redis broker has no acknowledgements")
+    cluster = _ready_cluster(env, load)
+    try:
+        monitor = int(re.findall(r"monitoring at (\d+)", "".join(cluster.output))[-1])
+        deadline = time.monotonic() + 15
+        while not _reading(monitor) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(monitor, signal.SIGKILL)
+        ids = _start_runs(env, 10)
+        unfinished = _wait_finished(ids, AFTER_KILL_BOUND)
+        deadline = time.monotonic() + AFTER_KILL_BOUND
+        while _orm_tasks() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _orm_tasks()
+    finally:
+        cluster.stop()
+    assert not unfinished
+    assert left == 0, f"{left} tasks never acknowledged:\n" + "".join(cluster.output[-30:])
+    _assert_each_path_once(ids)
+
+
+def _orm_tasks() -> int:
+    """Tasks in the ORM broker's table: queued, or taken and not yet acknowledged."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM django_q_ormq")
+        return cursor.fetchone()[0]

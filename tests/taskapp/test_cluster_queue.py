@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from taskapp.cluster_queue import KillSafeQueue, MessageTooLarge
+from taskapp.cluster_queue import KillSafeQueue, MessageTooLarge, Overflow
 
 # x86_64 syscalls of a process blocked on a queue read: read(2), recvfrom(2).
 _READING = {"0", "45"}
@@ -125,3 +125,32 @@ def test_a_message_past_the_socket_limit_is_refused_with_the_limit_named():
     assert caught.value.limit == tasks.max_message_bytes
     assert f"{tasks.max_message_bytes} bytes" in str(caught.value)
     assert tasks.empty()
+
+
+def test_the_only_reader_killed_while_waiting_is_replaced_by_one_that_reads_on():
+    """The monitor's case: one reader of the workers' results, replaced by the Sentinel."""
+    results, out = KillSafeQueue(overflow=Overflow.DROP), multiprocessing.get_context(
+        "fork").Queue()
+    monitor = _fork(_read_forever, results)
+    _blocked_reading(monitor.pid)
+    _kill(monitor)
+    results.put({"result": 1})
+    replacement = _fork(_reader, results, out)
+    results.put("STOP")
+    assert out.get(timeout=5) == {"result": 1}
+    replacement.join(5)
+    assert replacement.exitcode == 0
+
+
+def test_a_dropping_queue_never_blocks_a_writer_and_logs_what_it_dropped(caplog):
+    """Nobody reads (the monitor dead or stuck): a worker's result put returns at once."""
+    results = KillSafeQueue(overflow=Overflow.DROP)
+    sent = 0
+    while not caplog.records and sent < 100_000:
+        results.put({"result": "x" * 1000})
+        sent += 1
+    assert caplog.records, "the buffer never filled"
+    assert 100 < sent < 1000  # 256 KiB of 1 KB results, and their overhead
+    assert "cluster_queue.dropped" in caplog.records[0].getMessage()
+    results.put(b"x" * (results.max_message_bytes + 1))  # too large: dropped, not raised
+    assert results.get(timeout=1) == {"result": "x" * 1000}

@@ -12,10 +12,11 @@ process hung beside a defunct Sentinel. So the signal only sets a flag here; the
 in a thread the main process watches, and after ``SHUTDOWN_GRACE_SECONDS`` every process
 the cluster started is SIGKILLed. The timer thread then releases the runs they held.
 
-The Sentinel is django-q2's with one part replaced: the queue from its pusher to its
-workers is a ``taskapp.cluster_queue.KillSafeQueue``. django-q2's own queue is left wedged
-for good by a worker SIGKILLed while waiting on it (it dies holding the queue's lock); on
-this one the Sentinel's replacement worker and the others go on receiving tasks.
+The Sentinel is django-q2's with its two queues replaced by
+``taskapp.cluster_queue.KillSafeQueue``s: tasks from its pusher to its workers, results from
+its workers to its monitor. django-q2's own queues are left wedged for good by a reader
+SIGKILLed while waiting on them (it dies holding the queue's lock); on these the
+Sentinel's replacement and the other processes go on.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
 from taskapp import liveness
-from taskapp.cluster_queue import KillSafeQueue
+from taskapp.cluster_queue import KillSafeQueue, Overflow
 from taskapp.conf import conf
 from taskapp.timer import TimerThread
 
@@ -85,15 +86,18 @@ class Command(DjangoQCommand):
 
 class KillSafeSentinel(Sentinel):
     """django-q2's Sentinel whose workers take their tasks from a ``KillSafeQueue``
-    (bounded by django-q2's ``queue_limit`` as its own queue was). Everything else —
-    the pusher, the monitor and its result queue, the guard that replaces dead workers —
-    is django-q2's."""
+    (bounded by django-q2's ``queue_limit`` as its own queue was) and hand their results
+    to the monitor through another, which never blocks a worker. Everything else — the
+    pusher, the worker loop, the monitor, the guard that replaces dead processes — is
+    django-q2's."""
 
     def __init__(self, stop_event, start_event, cluster_id, broker=None, timeout=None,
                  start=True):
         super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
-        self.task_queue.close()  # django-q2's, never used: nothing was put on it
+        self.task_queue.close()  # django-q2's, never used: nothing was put on them
+        self.result_queue.close()
         self.task_queue = KillSafeQueue(maxsize=Conf.QUEUE_LIMIT or 0)
+        self.result_queue = KillSafeQueue(overflow=Overflow.DROP)
         if start:
             self.start()
 
