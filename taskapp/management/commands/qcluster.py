@@ -22,6 +22,7 @@ Sentinel's replacement and the other processes go on.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 import threading
@@ -37,6 +38,7 @@ from django.db import connections
 from django_q.cluster import Cluster, Sentinel
 from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQCommand
+from django_q.worker import worker
 
 from taskapp import liveness
 from taskapp.cluster_queue import KillSafeQueue, Overflow
@@ -44,6 +46,9 @@ from taskapp.conf import conf
 from taskapp.timer import TimerThread
 
 _PR_SET_CHILD_SUBREAPER = 36
+# Seconds the Sentinel's guard waits for a worker's timer lock before it goes on without it
+# (PatientLock). The worker holds it for well under a millisecond per task.
+TIMER_LOCK_PATIENCE = 1.0
 
 
 class Command(DjangoQCommand):
@@ -100,6 +105,35 @@ class KillSafeSentinel(Sentinel):
         self.result_queue = KillSafeQueue(overflow=Overflow.DROP)
         if start:
             self.start()
+
+    def spawn_worker(self) -> None:
+        """django-q2's, with a ``PatientLock`` on the worker's timer."""
+        timer = multiprocessing.Value("f", -1, lock=PatientLock())
+        self.spawn_process(worker, self.task_queue, self.result_queue, timer, self.timeout)
+
+
+class PatientLock:
+    """The lock of a worker's timer (a shared ``Value``), taken by the worker while it hands
+    in a result and by the Sentinel's guard before it looks whether the worker is alive. A
+    worker killed inside that section would hold it for ever, and the guard would hang on
+    it: no process of the cluster would be replaced again, nor the cluster stop on its own.
+    Here a ``with`` waits at most ``TIMER_LOCK_PATIENCE`` and then goes on without the lock,
+    and the guard finds the worker dead and replaces it. Reentrant, as django-q2's is (the
+    ``Value``'s own accessors take it again inside)."""
+
+    def __init__(self) -> None:
+        self._lock = multiprocessing.get_context("fork").RLock()
+        self.acquire, self.release = self._lock.acquire, self._lock.release
+        self._taken: list[bool] = []  # one entry per ``with`` open in this process
+
+    def __enter__(self) -> bool:
+        taken = self._lock.acquire(timeout=TIMER_LOCK_PATIENCE)
+        self._taken.append(taken)
+        return taken
+
+    def __exit__(self, *exc: object) -> None:
+        if self._taken.pop():
+            self._lock.release()
 
 
 @contextmanager
