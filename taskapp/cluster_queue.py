@@ -44,9 +44,10 @@ from enum import StrEnum
 
 log = logging.getLogger("async_states.cluster_queue")
 
-# Seconds between two looks at a full queue by a blocked ``put`` (the pusher): the kernel
-# tells how many bytes are unread, not when that number falls.
-_FULL_POLL_SECONDS = 0.005
+# Seconds a blocked ``put`` (the pusher, the queue full) waits for a reader's "taken" note
+# before it looks again anyway: a note is only a hint (a reader killed between its recv
+# and its note sends none), the kernel's count of unread bytes decides.
+_FULL_RECHECK_SECONDS = 0.05
 # Asked of the kernel for the writer's buffer, which also bounds one message (Linux
 # doubles it, capped at twice net.core.wmem_max, 212992 by default: 256 KiB anywhere).
 # Each ``get`` reads into a buffer that large. A task carries at most WAKE_BATCH run ids:
@@ -90,6 +91,9 @@ class KillSafeQueue:
             socket.SOL_SOCKET, socket.SO_SNDBUF) - 32
         self._maxsize = maxsize
         self._sent: deque[int] = deque()  # sizes of this process's messages maybe unread
+        # Bounded only: each get sends a one-byte "taken" note, on which a put waiting for
+        # room sleeps (waking it at once instead of polling the count).
+        self._notes = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) if maxsize else None
 
     def put(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
         """Send ``obj`` as one message; with ``maxsize``, wait (or raise ``queue.Full``)
@@ -121,11 +125,11 @@ class KillSafeQueue:
         """The oldest message nobody has taken; waits for one (at most ``timeout``), or
         raises ``queue.Empty``."""
         if block and timeout is None:
-            return self._loads(self._reader.recv(self.max_message_bytes))
+            return self._taken(self._reader.recv(self.max_message_bytes))
         deadline = time.monotonic() + ((timeout or 0.0) if block else 0.0)
         while True:
             try:  # another reader may take what select saw: never block in recv here
-                return self._loads(self._reader.recv(self.max_message_bytes,
+                return self._taken(self._reader.recv(self.max_message_bytes,
                                                      socket.MSG_DONTWAIT))
             except BlockingIOError:
                 left = deadline - time.monotonic()
@@ -166,12 +170,29 @@ class KillSafeQueue:
         while self.qsize() >= self._maxsize:
             if not block or (deadline is not None and time.monotonic() >= deadline):
                 raise queue.Full
-            time.sleep(_FULL_POLL_SECONDS)
+            self._await_note(deadline)
 
-    @staticmethod
-    def _loads(data: bytes) -> object:
+    def _await_note(self, deadline: float | None) -> None:
+        """Sleep until a reader notes a message taken (or a while passed), then drop the
+        notes: the count is read again from the kernel."""
+        wait = _FULL_RECHECK_SECONDS
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
+        select.select([self._notes[0]], [], [], wait)
+        try:
+            while True:
+                self._notes[0].recv(64, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+
+    def _taken(self, data: bytes) -> object:
         if not data:  # every writer closed: cannot happen while this process holds one
             raise EOFError("the cluster queue's writers are all closed")
+        if self._notes is not None:
+            try:  # a hint for a waiting put; never waits (full of unread notes: dropped)
+                self._notes[1].send(b"t", socket.MSG_DONTWAIT)
+            except OSError:
+                pass
         return pickle.loads(data)
 
 
