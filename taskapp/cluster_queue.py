@@ -1,5 +1,5 @@
-"""The queue that carries tasks from a cluster's pusher to its workers, made so that no
-killed process can wedge it.
+"""The queues between a cluster's processes — tasks from its pusher to its workers, results
+from its workers to its monitor — made so that no killed process can wedge them.
 
 django-q2 hands tasks to its workers through one ``multiprocessing.Queue``. A reader of
 that queue takes the queue's lock and then blocks reading the pipe under it, so a worker

@@ -140,7 +140,12 @@ def _wait_finished(ids: list[str], timeout: float) -> list[str]:
     return [str(pk) for pk in runs.values_list("pk", flat=True)]
 
 
-def _assert_each_path_once(ids: list[str]) -> None:
+def _assert_finished_once(ids: list[str], unfinished: list[str], after: str,
+                          cluster: Cluster) -> None:
+    """None of ``ids`` unfinished, each succeeded along exactly its path."""
+    assert not unfinished, (f"{len(unfinished)} of {len(ids)} runs unfinished "
+                            f"{AFTER_KILL_BOUND} s after {after}:\n"
+                            + "".join(cluster.output[-30:]))
     for run in models.Run.objects.filter(id__in=ids):
         assert (run.status, path_of(run)) == ("succeeded", PATH), run.pk
 
@@ -166,10 +171,7 @@ def test_runs_complete_after_an_idle_worker_is_killed(env, load):
         took = time.monotonic() - began
     finally:
         cluster.stop()
-    assert not unfinished, (f"{len(unfinished)} of 10 runs unfinished {AFTER_KILL_BOUND} s "
-                            f"after worker {killed} was killed:\n"
-                            + "".join(cluster.output[-30:]))
-    _assert_each_path_once(ids)
+    _assert_finished_once(ids, unfinished, f"worker {killed} was killed", cluster)
     print(f"idle worker {killed} killed: 10 runs finished {took:.1f} s later")
 
 
@@ -192,10 +194,8 @@ def test_runs_complete_after_a_worker_with_steps_in_flight_is_killed(env, load, 
         took = time.monotonic() - began
     finally:
         cluster.stop()
-    assert not unfinished, (f"{len(unfinished)} of 20 runs unfinished {AFTER_KILL_BOUND} s "
-                            f"after worker {killed} (steps in flight) was killed:\n"
-                            + "".join(cluster.output[-30:]))
-    _assert_each_path_once(first + second)
+    _assert_finished_once(first + second, unfinished,
+                          f"worker {killed} (steps in flight) was killed", cluster)
     print(f"worker {killed} killed with steps in flight: 20 runs finished {took:.1f} s later")
 
 
@@ -221,9 +221,8 @@ def test_the_orm_broker_acknowledges_again_after_the_monitor_is_killed(env, load
         left = _orm_tasks()
     finally:
         cluster.stop()
-    assert not unfinished
+    _assert_finished_once(ids, unfinished, f"monitor {monitor} was killed", cluster)
     assert left == 0, f"{left} tasks never acknowledged:\n" + "".join(cluster.output[-30:])
-    _assert_each_path_once(ids)
 
 
 def _orm_tasks() -> int:

@@ -22,6 +22,7 @@ Sentinel's replacement and the other processes go on.
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
@@ -44,6 +45,8 @@ from taskapp import liveness
 from taskapp.cluster_queue import KillSafeQueue, Overflow
 from taskapp.conf import conf
 from taskapp.timer import TimerThread
+
+log = logging.getLogger("async_states.qcluster")
 
 _PR_SET_CHILD_SUBREAPER = 36
 # Seconds the Sentinel's guard waits for a worker's timer lock before it goes on without it
@@ -99,10 +102,16 @@ class KillSafeSentinel(Sentinel):
     def __init__(self, stop_event, start_event, cluster_id, broker=None, timeout=None,
                  start=True):
         super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
-        self.task_queue.close()  # django-q2's, never used: nothing was put on them
-        self.result_queue.close()
-        self.task_queue = KillSafeQueue(maxsize=Conf.QUEUE_LIMIT or 0)
-        self.result_queue = KillSafeQueue(overflow=Overflow.DROP)
+        try:
+            tasks = KillSafeQueue(maxsize=Conf.QUEUE_LIMIT or 0)
+            results = KillSafeQueue(overflow=Overflow.DROP)
+        except (OSError, AttributeError):  # no SOCK_SEQPACKET Unix sockets: not Linux
+            log.warning("qcluster.queues_not_kill_safe: django-q2's queues are kept; a "
+                        "worker killed while waiting for a task stops this cluster")
+        else:
+            self.task_queue.close()  # django-q2's, never used: nothing was put on them
+            self.result_queue.close()
+            self.task_queue, self.result_queue = tasks, results
         if start:
             self.start()
 
