@@ -29,6 +29,7 @@ from django.db import connection
 
 from taskapp import models
 from tests.e2e.conftest import ROOT, Cluster, path_of, server_environment
+from tests.processes import blocked_reading
 from tests.services import require_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -39,9 +40,6 @@ QUEUE = f"worker_kill_{os.getpid()}"
 # ~0.1 s; the Sentinel replaces a dead worker within its guard cycle (0.5 s), and a run
 # the dead worker held is freed at the next beat after its lease (3 s here) expires.
 AFTER_KILL_BOUND = 30.0
-# x86_64 syscall numbers of a process blocked reading its task queue: read(2) on
-# django-q2's pipe, recvfrom(2) on a socket.
-_READING = {"0", "45"}
 
 CALLING = """
 name: e2e_kill_calling
@@ -111,20 +109,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _reading(pid: int) -> bool:
-    """Whether the process's main thread is blocked reading (its task queue)."""
-    try:
-        return Path(f"/proc/{pid}/syscall").read_text().split()[0] in _READING
-    except (OSError, IndexError):
-        return False
-
-
 def _kill_a_reading_worker(cluster: Cluster, among: set[int] | None = None) -> int:
     """SIGKILL a worker (one of ``among`` if given) caught blocked in its queue read."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         for pid in _workers(cluster):
-            if (among is None or pid in among) and _reading(pid):
+            if (among is None or pid in among) and blocked_reading(pid):
                 os.kill(pid, signal.SIGKILL)
                 return pid
         time.sleep(0.01)
@@ -210,7 +200,7 @@ def test_the_orm_broker_acknowledges_again_after_the_monitor_is_killed(env, load
     try:
         monitor = int(re.findall(r"monitoring at (\d+)", "".join(cluster.output))[-1])
         deadline = time.monotonic() + 15
-        while not _reading(monitor) and time.monotonic() < deadline:
+        while not blocked_reading(monitor) and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(monitor, signal.SIGKILL)
         ids = _start_runs(env, 10)

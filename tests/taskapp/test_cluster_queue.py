@@ -9,24 +9,18 @@ import os
 import queue
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from taskapp.cluster_queue import KillSafeQueue, MessageTooLarge, Overflow
-
-# x86_64 syscalls of a process blocked on a queue read: read(2), recvfrom(2).
-_READING = {"0", "45"}
+from tests.processes import blocked_reading
 
 
-def _blocked_reading(pid: int, timeout: float = 10.0) -> None:
+def _await_reading(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/syscall").read_text().split()[0] in _READING:
-                return
-        except (OSError, IndexError):
-            pass
+        if blocked_reading(pid):
+            return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} never blocked reading its queue")
 
@@ -56,7 +50,7 @@ def _kill(process: multiprocessing.Process) -> None:
 def test_django_q2s_queue_is_wedged_by_a_reader_killed_while_waiting():
     wedged = multiprocessing.get_context("fork").Queue()
     victim = _fork(_read_forever, wedged)
-    _blocked_reading(victim.pid)  # holding the queue's read lock
+    _await_reading(victim.pid)  # holding the queue's read lock
     _kill(victim)
     wedged.put("task")
     with pytest.raises(queue.Empty):
@@ -67,8 +61,8 @@ def test_a_reader_killed_while_waiting_leaves_the_others_every_message():
     tasks, out = KillSafeQueue(), multiprocessing.get_context("fork").Queue()
     victim = _fork(_read_forever, tasks)
     survivor = _fork(_reader, tasks, out)
-    _blocked_reading(victim.pid)
-    _blocked_reading(survivor.pid)
+    _await_reading(victim.pid)
+    _await_reading(survivor.pid)
     _kill(victim)
     for i in range(20):
         tasks.put({"task": i})
@@ -132,7 +126,7 @@ def test_the_only_reader_killed_while_waiting_is_replaced_by_one_that_reads_on()
     results, out = KillSafeQueue(overflow=Overflow.DROP), multiprocessing.get_context(
         "fork").Queue()
     monitor = _fork(_read_forever, results)
-    _blocked_reading(monitor.pid)
+    _await_reading(monitor.pid)
     _kill(monitor)
     results.put({"result": 1})
     replacement = _fork(_reader, results, out)
