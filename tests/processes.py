@@ -7,8 +7,8 @@ import platform
 from pathlib import Path
 
 # The syscalls of a process blocked reading a queue (read(2) on django-q2's pipe,
-# recvfrom(2) on a socket), per machine.
-_READ_SYSCALLS = {"x86_64": {"0", "45"}, "aarch64": {"63", "207"}}
+# recvfrom(2) or select(2)/pselect6(2) on a socket), per machine.
+_READ_SYSCALLS = {"x86_64": {"0", "45", "23", "270"}, "aarch64": {"63", "207", "72"}}
 
 
 def blocked_reading(pid: int) -> bool:
