@@ -10,8 +10,8 @@ none the Sentinel starts in its place, ever receives a task again.
 This queue has no lock. It is a ``SOCK_SEQPACKET`` Unix socket pair shared by every
 process the Sentinel forks: the kernel hands each message whole to exactly one ``recv``,
 so any number of workers read at once, and one killed while it waits for a message
-takes no message and holds nothing. A ``put`` sends its message whole, in the caller's thread, or
-raises (no feeder thread, no write lock).
+takes no message and holds nothing. A ``put`` sends its message whole, in the caller's
+thread, or raises (no feeder thread, no write lock).
 
 The same goes for the queue that carries results from the workers to the cluster's one
 monitor, which would wedge the same way when the monitor is killed waiting on it (the
