@@ -48,9 +48,6 @@ log = logging.getLogger("async_states.cluster_queue")
 # before it looks again anyway: a note is only a hint (a reader killed between its recv
 # and its note sends none), the kernel's count of unread bytes decides.
 _FULL_RECHECK_SECONDS = 0.05
-# Seconds a waiting ``get`` sleeps at most before it returns to Python for a moment (see
-# ``get``): the delay of a worker's SIGTERM drain when the signal went to another thread.
-_WAKE_SECONDS = 0.5
 # Asked of the kernel for the writer's buffer, which also bounds one message (Linux
 # doubles it, capped at twice net.core.wmem_max, 212992 by default: 256 KiB anywhere).
 # Each ``get`` reads into a buffer that large. A task carries at most WAKE_BATCH run ids:
@@ -126,26 +123,21 @@ class KillSafeQueue:
 
     def get(self, block: bool = True, timeout: float | None = None) -> object:
         """The oldest message nobody has taken; waits for one (at most ``timeout``), or
-        raises ``queue.Empty``.
-
-        The wait is a ``select`` of at most ``_WAKE_SECONDS`` at a time, never a blocking
-        ``recv``: a signal the kernel hands to another thread of the process (a worker's
-        step threads) does not interrupt the main thread's system call, and Python runs
-        the signal's handler (the worker's SIGTERM drain) only once that call returns."""
-        deadline = None
-        if not block or timeout is not None:
-            deadline = time.monotonic() + ((timeout or 0.0) if block else 0.0)
+        raises ``queue.Empty``. A blocking ``recv`` waits its turn: the kernel wakes one
+        waiting reader per message, the longest waiting first, so an idle worker gets a
+        task before one just back from its last."""
+        if block and timeout is None:
+            return self._taken(self._reader.recv(self.max_message_bytes))
+        deadline = time.monotonic() + ((timeout or 0.0) if block else 0.0)
         while True:
-            try:  # another reader may take what select saw: never block in recv
+            try:  # another reader may take what select saw: never block in recv here
                 return self._taken(self._reader.recv(self.max_message_bytes,
                                                      socket.MSG_DONTWAIT))
             except BlockingIOError:
-                wait = _WAKE_SECONDS
-                if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                    if wait <= 0:
-                        raise queue.Empty from None
-                select.select([self._reader], [], [], wait)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise queue.Empty from None
+                select.select([self._reader], [], [], left)
 
     def qsize(self) -> int:
         """Messages put and not yet taken (see the class: exact only where they were put)."""

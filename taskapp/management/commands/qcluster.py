@@ -103,7 +103,7 @@ class KillSafeSentinel(Sentinel):
                  start=True):
         super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
         try:
-            tasks = KillSafeQueue(maxsize=Conf.QUEUE_LIMIT or 0)
+            tasks = WorkerTaskQueue(maxsize=Conf.QUEUE_LIMIT or 0)
             results = KillSafeQueue(overflow=Overflow.DROP)
         except (OSError, AttributeError):  # no SOCK_SEQPACKET Unix sockets: not Linux
             log.warning("qcluster.queues_not_kill_safe: django-q2's queues are kept; a "
@@ -119,6 +119,23 @@ class KillSafeSentinel(Sentinel):
         """django-q2's, with a ``PatientLock`` on the worker's timer."""
         timer = multiprocessing.Value("f", -1, lock=PatientLock())
         self.spawn_process(worker, self.task_queue, self.result_queue, timer, self.timeout)
+
+
+class WorkerTaskQueue(KillSafeQueue):
+    """The workers' task queue. A worker's main thread lets SIGTERM in only while it waits
+    here and blocks it otherwise, so every thread it starts (its step threads) blocks it
+    for good and the kernel hands the signal to the main thread: its wait is interrupted
+    and the worker drains (``taskapp.steps``). Handed to a step thread, the signal
+    interrupted nothing, and the worker waited for a task until SIGKILLed at the shutdown
+    grace (seen in tests/e2e/test_recovery.py). Arriving while a task runs, it waits,
+    pending, for the next ``get``."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        try:
+            return super().get(block, timeout)
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 
 class PatientLock:
