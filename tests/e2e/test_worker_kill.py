@@ -36,10 +36,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 QUEUE = f"worker_kill_{os.getpid()}"
-# Seconds within which every run started after the kill finishes. A run of CALLING takes
-# ~0.1 s; the Sentinel replaces a dead worker within its guard cycle (0.5 s), and a run
-# the dead worker held is freed at the next beat after its lease (3 s here) expires.
-AFTER_KILL_BOUND = 30.0
+# Seconds within which every run started after the kill finishes: 1-4 s measured. A run
+# of CALLING takes ~0.1 s; the Sentinel replaces a dead worker within its guard cycle
+# (0.5 s); a run the dead worker held is freed at the cluster's next beat. At worst
+# (seen once in about fifteen runs: 29.2 s) a task waits for the run's backstop
+# (REDISPATCH_SECONDS, 30 s): the kernel wakes one waiting worker per task, and the
+# killed one may have been woken for a task it then never took, so the task waits for
+# the next one to arrive.
+AFTER_KILL_BOUND = 45.0
 
 CALLING = """
 name: e2e_kill_calling
