@@ -40,9 +40,9 @@ QUEUE = f"worker_kill_{os.getpid()}"
 # of CALLING takes ~0.1 s; the Sentinel replaces a dead worker within its guard cycle
 # (0.5 s); a run the dead worker held is freed at the cluster's next beat. At worst
 # (seen once in about fifteen runs: 29.2 s) a task waits for the run's backstop
-# (REDISPATCH_SECONDS, 30 s): the kernel wakes one waiting worker per task, and the
-# killed one may have been woken for a task it then never took, so the task waits for
-# the next one to arrive.
+# (REDISPATCH_SECONDS, 30 s): a task the killed worker was being handed at that instant
+# dies with it, or (the kernel wakes one waiting worker per task) its wake-up dies with
+# it and the task waits for the next one to arrive.
 AFTER_KILL_BOUND = 45.0
 
 CALLING = """
