@@ -99,9 +99,9 @@ def _assert_each_transition_once(ids: list[str]) -> None:
 
 def test_a_worker_killed_with_50_steps_in_flight_loses_none_and_repeats_none(
         transactional_db, far_end, load):
-    """The whole cluster is SIGKILLed (a host lost: django-q2 cannot survive the loss of a
-    worker blocked on its task queue, see docs/deploy.md) while one worker process drives
-    ~50 runs, each with a call in flight; a new cluster finishes them all."""
+    """The whole cluster is SIGKILLed (a host lost; one worker killed in a cluster that
+    lives on is tests/e2e/test_worker_kill.py) while its one worker process drives ~50
+    runs, each with a call in flight; a new cluster finishes them all."""
     far_end.route("/step", lambda n, r: (200, {"ok": True}, 0.2))
     load(STEP10)
     first = _cluster(far_end, workers=1, threads=60)
