@@ -63,6 +63,7 @@ def test_every_documented_task_is_explored_and_dry_run(example, monkeypatch):
     task = load_text(body, f"task-language.md:{line}")
     report = explore(task, input=DOC_INPUTS.get(task.name))
     assert not report.bounded and report.ends
+    assert report.stuck == [], report.to_text()  # the docs show tasks that always end
     confirmed = [f for f in report.ends + report.stuck if f.confirmed]
     assert confirmed, report.to_text()
     for finding in confirmed:  # each confirmed script is a dry run ending where it said
