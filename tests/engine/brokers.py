@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pika
 
+from engine.errors import InstructionError
 from engine.instructions import message
 from engine.language.model import MessageSpec
 from tests.services import require_service
@@ -27,6 +29,22 @@ def use_connection(monkeypatch, name: str, url: str) -> None:
 
 def publish(spec: MessageSpec, ctx):
     return message.EXECUTOR.execute(spec, ctx)
+
+
+def publish_once_back(spec: MessageSpec, ctx, within: float = 20.0) -> None:
+    """Publish as the instruction's retry policy would while the client reconnects to a
+    broker that came back (its reconnect wait is longer on a loaded machine): each failure
+    must be retryable, and the publish must succeed within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            publish(spec, ctx)
+            return
+        except InstructionError as exc:
+            assert exc.retryable, exc
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def require_rabbitmq() -> None:

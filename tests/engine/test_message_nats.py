@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 
 import nats
 import pytest
@@ -13,7 +12,14 @@ import pytest
 from engine.errors import InstructionError
 from engine.instructions.message import nats as nats_publisher
 from engine.language.model import MessageSpec
-from tests.engine.brokers import NATS_URL, publish, require_port, unique, use_connection
+from tests.engine.brokers import (
+    NATS_URL,
+    publish,
+    publish_once_back,
+    require_port,
+    unique,
+    use_connection,
+)
 from tests.engine.forking import in_child
 from tests.proxy import Proxy
 
@@ -125,7 +131,7 @@ def test_broker_gone_then_back_reconnects(monkeypatch, subject, make_ctx):
             publish(MessageSpec(broker="nats", connection="bus", to=subject, body=2), ctx)
         assert info.value.retryable
         proxy.start()
-        _publish_once_back(MessageSpec(broker="nats", connection="bus", to=subject, body=3), ctx)
+        publish_once_back(MessageSpec(broker="nats", connection="bus", to=subject, body=3), ctx)
         received = [json.loads(subscriber.get().data)]
         while received[-1] != 3 and len(received) < 3:
             received.append(json.loads(subscriber.get().data))
@@ -134,22 +140,6 @@ def test_broker_gone_then_back_reconnects(monkeypatch, subject, make_ctx):
         subscriber.close()
     # The failed attempt's message may still arrive (at least once: a consumer drops it by id).
     assert received[0] == 1 and received[-1] == 3
-
-
-def _publish_once_back(spec: MessageSpec, ctx, within: float = 20.0) -> None:
-    """Publish as the instruction's retry policy would, while the client is still
-    reconnecting (its reconnect wait, longer on a loaded machine): each failure must be a
-    retryable one, and the publish must succeed within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            publish(spec, ctx)
-            return
-        except InstructionError as exc:
-            assert exc.retryable, exc
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_a_body_over_the_server_max_payload_is_a_final_error(monkeypatch, subject, ctx):
