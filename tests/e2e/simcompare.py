@@ -1,0 +1,52 @@
+"""Comparing a dry run with what the real cluster recorded for the same script: the same
+path, data, attempt counts and poll records, and times within the timer's lag. Shared by the
+end-to-end tests that hold the simulator to the engine."""
+
+from __future__ import annotations
+
+from taskapp import models
+from tests.e2e.conftest import path_of
+
+# The timer's lag, and a worker's pick-up, on a loaded 2-core machine: real times may be
+# this much later than the virtual ones.
+LAG_SECONDS = 3.0
+
+
+def route(far_end, path: str, replies: list[dict]) -> None:
+    """The far end answers call n with reply n (the last repeats), as a script does."""
+    def handler(n: int, request: dict) -> tuple[int, object, float]:
+        reply = replies[min(n, len(replies)) - 1]
+        return reply["status"], reply["body"], 0
+    far_end.route(path, handler)
+
+
+def attempts(run: models.Run) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for a in models.InstructionAttempt.objects.filter(run=run):
+        counts[f"{a.state}/{a.instruction}"] = counts.get(f"{a.state}/{a.instruction}", 0) + 1
+    return counts
+
+
+def steady(value):
+    """Data without what a real HTTP exchange adds that no script says: the server's headers
+    and the time it took."""
+    if isinstance(value, dict):
+        return {k: steady(v) for k, v in value.items() if k not in ("headers", "elapsed_ms")}
+    return value
+
+
+def same_history(run: models.Run, dry, *, time_in_state: bool = True) -> None:
+    assert (run.status, run.state) == (dry.status, dry.state)
+    assert path_of(run) == dry.path()
+    assert steady(run.data) == steady(dry.data)
+    assert attempts(run) == dry.attempt_counts()
+    real_polls = [(p.state, p.attempts, p.outcome) for p in models.PollRecord.objects.filter(
+        run=run).order_by("entry", "transition_index")]
+    assert real_polls == [(p.state, p.attempts, str(p.outcome)) for p in dry.polls]
+    if time_in_state:
+        real = models.Transition.objects.filter(run=run).order_by("seq")
+        for mine, theirs in zip(real, dry.transitions, strict=True):
+            assert theirs.time_in_state <= mine.time_in_state + 0.05
+            assert mine.time_in_state - theirs.time_in_state < LAG_SECONDS
+
+
