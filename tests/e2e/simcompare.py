@@ -50,3 +50,21 @@ def same_history(run: models.Run, dry, *, time_in_state: bool = True) -> None:
             assert mine.time_in_state - theirs.time_in_state < LAG_SECONDS
 
 
+
+
+def same_details(run: models.Run, dry) -> None:
+    """Beyond ``same_history``: each transition's condition, transition index and entry;
+    each attempt's place, number, outcome and error (in order); each poll's last result and
+    error; the run's error. Data a far end adds that no script says is left out as
+    ``steady`` leaves it out."""
+    real = models.Transition.objects.filter(run=run).order_by("seq")
+    assert [(t.condition_kind, t.transition_index, t.entry) for t in real] == [
+        (t.condition_kind, t.transition_index, t.entry) for t in dry.transitions]
+    tried = models.InstructionAttempt.objects.filter(run=run).order_by("started_at", "attempt")
+    assert [(a.state, a.entry, a.instruction, a.kind, a.attempt, a.ok, a.error, a.error_class)
+            for a in tried] == [(a.state, a.entry, a.instruction, a.kind, a.attempt, a.ok,
+                                 a.error, a.error_class) for a in dry.attempts]
+    polls = models.PollRecord.objects.filter(run=run).order_by("entry", "transition_index")
+    assert [(steady(p.last_result), p.last_error) for p in polls] == [
+        (steady(p.last_result), p.last_error) for p in dry.polls]
+    assert (run.error or None) == (dry.error or None)
