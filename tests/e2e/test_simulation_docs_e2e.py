@@ -430,12 +430,18 @@ def send_due(play: Played, run: models.Run, channel) -> None:
         if send.amqp:
             channel.basic_publish(
                 NAMES["warehouse"], send.amqp, json.dumps(send.data).encode(),
-                pika.BasicProperties(headers={"x-shipment-id": f"{play.run.pk}"}))
+                pika.BasicProperties(headers={"x-shipment-id": str(play.run.pk)}))
         else:
             event_send(name=send.name, payload=send.data, correlation=send.correlation,
                        run_id=None if send.correlation else play.run.pk,
-                       key=f"{play.run.pk}:{len(play.sent)}")
+                       key=event_key(play, send, len(play.sent)))
         play.sent.append((send, at))
+
+
+def event_key(play: Played, send: Send, index: int) -> str:
+    """The event's id: as the test sends it, or as a broker source makes it from the
+    message (track_shipment's ``<event>:<x-shipment-id header>``)."""
+    return f"{send.name}:{play.run.pk}" if send.amqp else f"{play.run.pk}:{index}"
 
 
 def finished(play: Played, run: models.Run) -> bool:
@@ -477,9 +483,10 @@ def dry_script(play: Played, secrets: dict[str, str]) -> dict[str, Any]:
                     for name, replies in play.scenario.http.values()}
     instructions |= filled(play.scenario.results)
     events = []
-    for send, at in play.sent:
+    for index, (send, at) in enumerate(play.sent):
+        key = event_key(play, send, index)
         ms = max(0, round((at - start).total_seconds() * 1000))
-        events.append({"at": f"{ms}ms", "name": send.name, "data": send.data}
+        events.append({"at": f"{ms}ms", "name": send.name, "data": send.data, "key": key}
                       | ({"correlation": send.correlation} if send.correlation else {}))
     script = {"input": play.run.input, "start": start.isoformat(), "secrets": secrets,
               "instructions": instructions, "events": events}
