@@ -141,7 +141,10 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "shipment_on_the_bus": [Scenario(renames=(
         ("to: shipments.lifecycle", f"to: {NAMES['lifecycle']}"),))],
     "review": [Scenario(events=(Send("review.approved", {"by": "ada"}),)),
-               Scenario(events=(Send("review.rejected", None),))],
+               Scenario(events=(Send("review.rejected", None),)),
+               # Both sent before the run looks: the first to arrive wins, not the first
+               # declared (an event is fulfilled at its arrival once the state is entered).
+               Scenario(events=(Send("review.rejected", None), Send("review.approved", None)))],
     "create_user": [Scenario(input={"email": "ada@example.com", "tags": ["a"]}, http={
         "/users": ("post_user", [ok({"id": "u-1"}, 201)]),
         "/login": ("login_form", [ok({"session": "s-1"})])})],
@@ -485,8 +488,10 @@ def dry_script(play: Played, secrets: dict[str, str]) -> dict[str, Any]:
     events = []
     for index, (send, at) in enumerate(play.sent):
         key = event_key(play, send, index)
-        ms = max(0, round((at - start).total_seconds() * 1000))
-        events.append({"at": f"{ms}ms", "name": send.name, "data": send.data, "key": key}
+        # To the microsecond: two events within a millisecond of the start keep their order
+        # (rounded to 0 both, they would be already waiting, and the first declared would win).
+        seconds = max(0.0, round((at - start).total_seconds(), 6))
+        events.append({"at": seconds, "name": send.name, "data": send.data, "key": key}
                       | ({"correlation": send.correlation} if send.correlation else {}))
     script = {"input": play.run.input, "start": start.isoformat(), "secrets": secrets,
               "instructions": instructions, "events": events}
