@@ -57,7 +57,7 @@ def _retry(retry: Any, factor: float) -> Any:
     policy = {"max_attempts": retry} if isinstance(retry, int) else dict(retry)
     for key, default in RETRY_TIMERS.items():
         policy[key] = compressed(policy.get(key, default), factor)
-    return policy
+    return {**policy, "jitter": False}
 
 
 def _instruction(instruction: dict, factor: float) -> None:
@@ -73,15 +73,18 @@ def _transition(transition: dict, factor: float) -> None:
         for key in POLL_TIMERS:
             if key in poll:
                 poll[key] = compressed(poll[key], factor)
-        if "max_interval" in (poll.get("backoff") or {}):
-            poll["backoff"]["max_interval"] = compressed(poll["backoff"]["max_interval"],
-                                                         factor)
+        if poll.get("backoff"):
+            backoff = {} if poll["backoff"] is True else poll["backoff"]
+            if "max_interval" in backoff:
+                backoff["max_interval"] = compressed(backoff["max_interval"], factor)
+            poll["backoff"] = {**backoff, "jitter": False}
         _instruction(poll, factor)
 
 
 def compressed_task(text: str, factor: float) -> str:
     """The task with every timer divided by ``factor`` (retries written as a count get the
-    default delays, divided too)."""
+    default delays, divided too), and without jitter: each side would draw its own, and
+    the times could not be compared (``same_story`` holds the kept script's story to it)."""
     task = yaml.safe_load(text)
     for key in TASK_TIMERS:
         if key in task:
