@@ -23,7 +23,7 @@ import redis
 from django.db import connection
 
 from taskapp import models
-from tests.e2e.conftest import ROOT, sql, wait_listening
+from tests.e2e.conftest import ROOT, path_of, sql, wait_listening
 from tests.e2e.simcompare import same_history, same_times_from_start
 from tests.e2e.simworld import Case, dead_connections, http_routes, play, same_story
 from tests.engine.brokers import REDIS_URL, delete_queue, nats_js, unique
@@ -166,8 +166,17 @@ def test_every_shipped_task_with_its_kept_script_matches_the_cluster(
     with ThreadPoolExecutor(len(world)) as pool:
         runs = list(pool.map(lambda case: _real_run(case, table), world))
     for case, run in zip(world, runs, strict=True):
-        kept, dry = case.kept_dry_run(), case.real_dry_run()
+        _compare(case, run)
+
+
+def _compare(case: Case, run: models.Run) -> None:
+    kept, dry = case.kept_dry_run(), case.real_dry_run()
+    try:
         same_story(kept, dry)
         _known_only(case, run, dry)
         same_history(run, dry, time_in_state=False)
         same_times_from_start(run, dry)
+    except AssertionError as exc:
+        exc.add_note(f"{case.script_name}: the cluster's path {path_of(run)}, data {run.data}; "
+                     f"the dry run's path {dry.path()}, data {dry.data}")
+        raise
