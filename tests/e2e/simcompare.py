@@ -90,3 +90,18 @@ def _within_lag(real, virtual) -> None:
                      for t in (real, virtual))
     late = (real - virtual).total_seconds()
     assert -0.05 <= late < LAG_SECONDS, (real, virtual)
+
+
+def same_times_from_start(run: models.Run, dry) -> None:
+    """Times within the timer's lag when the script's events were sent at their times after
+    the run was created: each transition's offset from then (an event comes at its own
+    time, however late the state before it was entered), and, for each transition no event
+    took, its time in state (a timer counts from its state's entry)."""
+    real = models.Transition.objects.filter(run=run).order_by("seq")
+    for mine, theirs in zip(real, dry.transitions, strict=True):
+        offset, expected = (mine.at - run.created_at).total_seconds(), dry.offset(theirs.at)
+        assert expected <= offset + 0.05, (mine.to_state, offset, expected)
+        assert offset - expected < LAG_SECONDS, (mine.to_state, offset, expected)
+        if mine.condition_kind != "subscribe":
+            assert theirs.time_in_state <= mine.time_in_state + 0.05, mine.to_state
+            assert mine.time_in_state - theirs.time_in_state < LAG_SECONDS, mine.to_state
