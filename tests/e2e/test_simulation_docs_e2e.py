@@ -40,10 +40,9 @@ from engine.language import load_text
 from engine.simulation import Simulation, script_from_data, simulate
 from taskapp import models
 from taskapp.services import event_send, run_cancel, run_start
-from tests.e2e.conftest import ROOT, path_of
+from tests.e2e.conftest import ROOT, path_of, sql, wait_listening
 from tests.e2e.simcompare import LAG_SECONDS, same_details, same_history
-from tests.e2e.test_broker_sources_e2e import _nats, wait_listening
-from tests.e2e.test_reach_e2e import sql, wait_until
+from tests.e2e.test_reach_e2e import wait_until
 from tests.engine import brokers
 from tests.engine.test_docs_examples import yaml_examples
 from tests.engine.test_explore import DOC_INPUTS
@@ -351,7 +350,8 @@ class brokers_ready:
                    NAMES["lifecycle"].upper(): [NAMES["lifecycle"]],
                    NAMES["ORDERS"]: [f"{NAMES['ORDERS']}.>"]}
         for name, subjects in streams.items():
-            asyncio.run(_nats(lambda js, n=name, s=subjects: js.add_stream(name=n, subjects=s)))
+            asyncio.run(brokers.nats_js(
+                lambda js, n=name, s=subjects: js.add_stream(name=n, subjects=s)))
         self.streams = list(streams)
         sql(f"CREATE TABLE {NAMES['table']} (id varchar(64) PRIMARY KEY, sku text, "
             "quantity int, status text)", fetch="none")
@@ -360,7 +360,7 @@ class brokers_ready:
     def __exit__(self, *exc: object) -> None:
         sql(f"DROP TABLE {NAMES['table']}", fetch="none")
         for name in self.streams:
-            asyncio.run(_nats(lambda js, n=name: js.delete_stream(n)))
+            asyncio.run(brokers.nats_js(lambda js, n=name: js.delete_stream(n)))
         self.channel.queue_delete(f"async_states.{NAMES['warehouse']}.orders.*.shipped")
         for exchange in (NAMES["shop"], NAMES["warehouse"]):
             self.channel.exchange_delete(exchange)
