@@ -120,8 +120,9 @@ class ScriptedWorld:
     @staticmethod
     def _answer(instruction: Instruction, reply: Reply) -> Any:
         if reply.error is not None:
-            raise instruction_error(f"{instruction.kind} instruction {instruction.name!r}: "
-                                    f"{reply.error}", reply.error_class)
+            # Stored as written, as a real executor's error is: the attempt's record and
+            # the run's error already name the instruction and its state.
+            raise instruction_error(reply.error, reply.error_class)
         if reply.status is None:
             return reply.result
         # The shape of a real response (engine.instructions.http.send); no time passes.

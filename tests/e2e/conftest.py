@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,24 @@ from django.conf import settings
 from django.db import connection
 
 from bench.far_end import FarEnd
+from engine.instructions import ExecContext, db
+from engine.instructions.db import DbExecutor
+from engine.language.model import DbSpec
 from taskapp import models
 from taskapp.services import definition_load
+from tests.engine.brokers import (
+    AMQP_URL,
+    MQTT_URL,
+    NATS_URL,
+    REDIS_URL,
+    require_port,
+    require_rabbitmq,
+)
+from tests.grpcserver import StockServer, free_port
+from tests.services import MARIADB_URL, require_mariadb
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-inventory-T0ken"  # the inventory service's secret, as the cluster gets it
 
 
 def database_url() -> str:
@@ -166,6 +181,59 @@ def load(transactional_db):
         assert result.status == "loaded", [str(p) for p in result.problems] or result.message
         return result.definition.name
     return load_
+
+
+@pytest.fixture
+def brokers(monkeypatch):
+    """The four local brokers up and configured as the shipped task's connections (before
+    the cluster starts: it inherits this environment)."""
+    require_rabbitmq()
+    require_port("Mosquitto", 1883)
+    require_port("NATS", 4222)
+    require_port("Redis", 6379)
+    for name, url in {"SHOP": AMQP_URL, "DEVICES": MQTT_URL, "BUS": NATS_URL,
+                      "EVENTS": REDIS_URL, "CACHE": REDIS_URL}.items():
+        monkeypatch.setenv(f"ASYNC_STATES_CONNECTION_{name}", url)
+    monkeypatch.setenv("ASYNC_STATES_LISTENER_POLL_SECONDS", "0.5")
+
+
+def listeners() -> list[dict]:
+    return [state for row in models.ClusterHeartbeat.objects.all() for state in row.listeners]
+
+
+def wait_listening(count: int, timeout: float = 30.0) -> list[dict]:
+    """Until ``count`` listeners (over every cluster) report themselves connected."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = listeners()
+        if sum(1 for s in states if s["connected"]) >= count:
+            return states
+        time.sleep(0.1)
+    raise AssertionError(f"not {count} listeners connected: {listeners()}")
+
+
+def sql(query: str, **params):
+    spec = DbSpec(url=MARIADB_URL, query=query, params=tuple(params.items()))
+    ctx = ExecContext(render=lambda v: v, timeout=10, idempotency_key="e2e")
+    return DbExecutor().execute(spec, ctx)
+
+
+@pytest.fixture
+def reach(monkeypatch):
+    """A MariaDB table for the task, a port for the gRPC server (not started yet), and the
+    connections configured before the cluster starts (it inherits this environment)."""
+    require_mariadb()
+    table = f"reservations_{uuid.uuid4().hex[:10]}"
+    sql(f"CREATE TABLE {table} (id varchar(64) PRIMARY KEY, sku text, quantity int, "
+        "status text)", fetch="none")
+    server = StockServer(free_port())
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpc://{server.target}")
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_WAREHOUSE", MARIADB_URL)
+    monkeypatch.setenv("ASYNC_STATES_SECRET_INVENTORY_TOKEN", TOKEN)
+    yield server, table
+    server.stop()
+    sql(f"DROP TABLE {table}", fetch="none")
+    db._connections().clear()
 
 
 def wait_for(run_id: object, statuses: set[str] | None = None, timeout: float = 30.0,

@@ -4,6 +4,8 @@ end-to-end tests that hold the simulator to the engine."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from taskapp import models
 from tests.e2e.conftest import path_of
 
@@ -50,3 +52,56 @@ def same_history(run: models.Run, dry, *, time_in_state: bool = True) -> None:
             assert mine.time_in_state - theirs.time_in_state < LAG_SECONDS
 
 
+
+
+def same_details(run: models.Run, dry) -> None:
+    """Beyond ``same_history``: each transition's condition, transition index, entry and
+    detail; each attempt's place, number, outcome and error, in order and within the lag of
+    its virtual time; each poll's last result and error; the run's error. What the world adds
+    that no script says is compared by shape: a far end's headers and time (as ``steady``),
+    an event's row id in the store, and the due time of a wait (within the lag)."""
+    real = list(models.Transition.objects.filter(run=run).order_by("seq"))
+    assert [(t.condition_kind, t.transition_index, t.entry) for t in real] == [
+        (t.condition_kind, t.transition_index, t.entry) for t in dry.transitions]
+    for mine, theirs in zip(real, dry.transitions, strict=True):
+        assert _detail(mine.detail) == _detail(theirs.detail)
+        assert ("event_id" in mine.detail) == ("event_id" in theirs.detail)
+        if "due" in theirs.detail:
+            _within_lag(mine.detail["due"], theirs.detail["due"])
+    tried = models.InstructionAttempt.objects.filter(run=run).order_by("started_at", "attempt")
+    assert [(a.state, a.entry, a.instruction, a.kind, a.attempt, a.ok, a.error, a.error_class)
+            for a in tried] == [(a.state, a.entry, a.instruction, a.kind, a.attempt, a.ok,
+                                 a.error, a.error_class) for a in dry.attempts]
+    start = real[0].at - dry.start  # the real clock's offset from the virtual one
+    for mine, theirs in zip(tried, dry.attempts, strict=True):
+        _within_lag(mine.started_at - start, theirs.started_at)
+    polls = models.PollRecord.objects.filter(run=run).order_by("entry", "transition_index")
+    assert [(steady(p.last_result), p.last_error) for p in polls] == [
+        (steady(p.last_result), p.last_error) for p in dry.polls]
+    assert (run.error or None) == (dry.error or None)
+
+
+def _detail(detail: dict) -> dict:
+    return {k: v for k, v in detail.items() if k not in ("event_id", "due")}
+
+
+def _within_lag(real, virtual) -> None:
+    real, virtual = (datetime.fromisoformat(t) if isinstance(t, str) else t
+                     for t in (real, virtual))
+    late = (real - virtual).total_seconds()
+    assert -0.05 <= late < LAG_SECONDS, (real, virtual)
+
+
+def same_times_from_start(run: models.Run, dry) -> None:
+    """Times within the timer's lag when the script's events were sent at their times after
+    the run was created: each transition's offset from then (an event comes at its own
+    time, however late the state before it was entered), and, for each transition no event
+    took, its time in state (a timer counts from its state's entry)."""
+    real = models.Transition.objects.filter(run=run).order_by("seq")
+    for mine, theirs in zip(real, dry.transitions, strict=True):
+        offset, expected = (mine.at - run.created_at).total_seconds(), dry.offset(theirs.at)
+        assert expected <= offset + 0.05, (mine.to_state, offset, expected)
+        assert offset - expected < LAG_SECONDS, (mine.to_state, offset, expected)
+        if mine.condition_kind != "subscribe":
+            assert theirs.time_in_state <= mine.time_in_state + 0.05, mine.to_state
+            assert mine.time_in_state - theirs.time_in_state < LAG_SECONDS, mine.to_state

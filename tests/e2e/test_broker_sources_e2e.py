@@ -11,24 +11,22 @@ import json
 import time
 from pathlib import Path
 
-import nats
-import paho.mqtt.client as paho
 import pika
 import pytest
 import redis
 from django.test import Client
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from taskapp import models
 from taskapp.services import run_start
-from tests.e2e.conftest import Cluster, wait_for
+from tests.e2e.conftest import Cluster, listeners, wait_for, wait_listening
 from tests.engine.brokers import (
     AMQP_URL,
-    MQTT_URL,
-    NATS_URL,
     REDIS_URL,
-    require_port,
-    require_rabbitmq,
+    amqp_publish,
+    delete_queue,
+    mqtt_publish,
+    nats_js,
+    nats_publish,
     unique,
 )
 from tests.proxy import Proxy
@@ -39,37 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def brokers(monkeypatch):
-    """The four local brokers up and configured as the shipped task's connections (before
-    the cluster starts: it inherits this environment)."""
-    require_rabbitmq()
-    require_port("Mosquitto", 1883)
-    require_port("NATS", 4222)
-    require_port("Redis", 6379)
-    for name, url in {"SHOP": AMQP_URL, "DEVICES": MQTT_URL, "BUS": NATS_URL,
-                      "EVENTS": REDIS_URL, "CACHE": REDIS_URL}.items():
-        monkeypatch.setenv(f"ASYNC_STATES_CONNECTION_{name}", url)
-    monkeypatch.setenv("ASYNC_STATES_LISTENER_POLL_SECONDS", "0.5")
-
-
-@pytest.fixture
 def broker_cluster(brokers, cluster):
     return cluster
-
-
-def listeners() -> list[dict]:
-    return [state for row in models.ClusterHeartbeat.objects.all() for state in row.listeners]
-
-
-def wait_listening(count: int, timeout: float = 30.0) -> list[dict]:
-    """Until ``count`` listeners (over every cluster) report themselves connected."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = listeners()
-        if sum(1 for s in states if s["connected"]) >= count:
-            return states
-        time.sleep(0.1)
-    raise AssertionError(f"not {count} listeners connected: {listeners()}")
 
 
 def reported(part: str, check, timeout: float = 15.0) -> list[dict]:
@@ -81,34 +50,6 @@ def reported(part: str, check, timeout: float = 15.0) -> list[dict]:
         if check(states) or time.monotonic() > deadline:
             return states
         time.sleep(0.1)
-
-
-def amqp_publish(queue: str, body: dict, message_id: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        connection.channel().basic_publish(
-            "", queue, json.dumps(body).encode(), pika.BasicProperties(message_id=message_id))
-    finally:
-        connection.close()
-
-
-def mqtt_publish(topic: str, body: dict) -> None:
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-    client.connect("127.0.0.1", 1883)
-    client.loop_start()
-    try:
-        client.publish(topic, json.dumps(body), qos=1).wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-async def _nats(action):
-    client = await nats.connect(NATS_URL)
-    try:
-        return await action(client.jetstream())
-    finally:
-        await client.close()
 
 
 def parcel_task(names: dict[str, str]) -> str:
@@ -124,7 +65,7 @@ def parcel_task(names: dict[str, str]) -> str:
 def test_the_shipped_parcel_task_follows_messages_on_four_brokers(broker_cluster, load):
     names = {"queue": unique("parcels"), "topic": unique("depots"),
              "stream": unique("P").replace("-", "_").upper(), "signatures": unique("sig")}
-    asyncio.run(_nats(lambda js: js.add_stream(name=names["stream"],
+    asyncio.run(nats_js(lambda js: js.add_stream(name=names["stream"],
                                                subjects=[f"{names['stream']}.>"])))
     store = redis.Redis.from_url(REDIS_URL)
     parcel = unique("P")
@@ -138,7 +79,7 @@ def test_the_shipped_parcel_task_follows_messages_on_four_brokers(broker_cluster
         mqtt_publish(f"{names['topic']}/north/scans", {"parcel": parcel, "kind": "transit"})
         mqtt_publish(f"{names['topic']}/south/scans", {"parcel": parcel, "kind": "arrival"})
         wait_for(run.pk, state="arrived")
-        asyncio.run(_nats(lambda js: js.publish(
+        asyncio.run(nats_js(lambda js: js.publish(
             f"{names['stream']}.delivered", b'{"at": "door"}', headers={"Parcel": parcel})))
         wait_for(run.pk, state="delivered")
         store.xadd(names["signatures"], {"body": json.dumps(
@@ -157,16 +98,8 @@ def test_the_shipped_parcel_task_follows_messages_on_four_brokers(broker_cluster
     finally:
         store.delete(names["signatures"])
         store.close()
-        asyncio.run(_nats(lambda js: js.delete_stream(names["stream"])))
-        _delete_queue(names["queue"])
-
-
-def _delete_queue(queue: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        connection.channel().queue_delete(queue)
-    finally:
-        connection.close()
+        asyncio.run(nats_js(lambda js: js.delete_stream(names["stream"])))
+        delete_queue(names["queue"])
 
 
 SHARED = """
@@ -206,7 +139,7 @@ class SharedSource:
         self.name = unique("jobs").replace("-", "_").upper()
         self.store = redis.Redis.from_url(REDIS_URL)
         if kind == "nats-jetstream":
-            asyncio.run(_nats(lambda js: js.add_stream(name=self.name,
+            asyncio.run(nats_js(lambda js: js.add_stream(name=self.name,
                                                        subjects=[f"{self.name}.>"])))
 
     def publish(self, i: int) -> None:
@@ -221,28 +154,16 @@ class SharedSource:
             self.store.publish(self.name, json.dumps(body))
         else:
             subject = f"{self.name}.jobs" if self.kind == "nats-jetstream" else self.name
-            asyncio.run(_nats_publish(subject, json.dumps(body).encode(),
+            asyncio.run(nats_publish(subject, json.dumps(body).encode(),
                                       jetstream=self.kind == "nats-jetstream"))
 
     def close(self) -> None:
         if self.kind == "amqp":
-            _delete_queue(self.name)
+            delete_queue(self.name)
         if self.kind == "nats-jetstream":
-            asyncio.run(_nats(lambda js: js.delete_stream(self.name)))
+            asyncio.run(nats_js(lambda js: js.delete_stream(self.name)))
         self.store.delete(self.name)
         self.store.close()
-
-
-async def _nats_publish(subject: str, payload: bytes, jetstream: bool) -> None:
-    client = await nats.connect(NATS_URL)
-    try:
-        if jetstream:
-            await client.jetstream().publish(subject, payload)
-        else:
-            await client.publish(subject, payload)
-            await client.flush()
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("kind", list(SHARED_SOURCES))
@@ -328,7 +249,7 @@ def test_a_listener_reconnects_after_its_connection_broke_mid_run(proxied, proxi
                            and states[0]["connected"])
         assert state["reconnects"] >= 1 and state["connected"]
     finally:
-        _delete_queue(queue)
+        delete_queue(queue)
 
 
 def test_the_docs_track_shipment_example_runs(broker_cluster, load, monkeypatch):
@@ -344,7 +265,7 @@ def test_the_docs_track_shipment_example_runs(broker_cluster, load, monkeypatch)
             .replace("subject: orders.shipped", f"subject: {stream}.shipped")
             .replace("stream: shipments", f"stream: {shipments}")
             .replace('topic: "depots/+/scans"', f'topic: "{unique("depots")}/+/scans"'))
-    asyncio.run(_nats(lambda js: js.add_stream(name=stream, subjects=[f"{stream}.>"])))
+    asyncio.run(nats_js(lambda js: js.add_stream(name=stream, subjects=[f"{stream}.>"])))
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
     try:
@@ -365,5 +286,5 @@ def test_the_docs_track_shipment_example_runs(broker_cluster, load, monkeypatch)
         channel.queue_delete(f"async_states.{exchange}.orders.*.shipped")
         channel.exchange_delete(exchange)
         connection.close()
-        asyncio.run(_nats(lambda js: js.delete_stream(stream)))
+        asyncio.run(nats_js(lambda js: js.delete_stream(stream)))
         redis.Redis.from_url(REDIS_URL).delete(shipments)

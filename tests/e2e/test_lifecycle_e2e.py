@@ -18,8 +18,7 @@ import redis
 from taskapp import models
 from taskapp.services import event_send, run_start
 from tests.e2e.conftest import ROOT, Cluster, wait_for
-from tests.engine.brokers import NATS_URL, REDIS_URL, require_port, unique
-from tests.engine.test_message_nats import _js
+from tests.engine.brokers import NATS_URL, REDIS_URL, nats_js, require_port, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -121,9 +120,9 @@ def subject(monkeypatch):
     monkeypatch.setenv("ASYNC_STATES_CONNECTION_BUS", NATS_URL)
     monkeypatch.setenv("ASYNC_STATES_LIFECYCLE",
                        f"{{connection: bus, to: {name}, jetstream: true}}")
-    asyncio.run(_js(lambda js: js.add_stream(name=name.upper(), subjects=[name])))
+    asyncio.run(nats_js(lambda js: js.add_stream(name=name.upper(), subjects=[name])))
     yield name
-    asyncio.run(_js(lambda js: js.delete_stream(name.upper())))
+    asyncio.run(nats_js(lambda js: js.delete_stream(name.upper())))
 
 
 async def _stored(stream: str) -> list[tuple[str, dict]]:
@@ -134,7 +133,7 @@ async def _stored(stream: str) -> list[tuple[str, dict]]:
             "application/cloudevents+json"}
         return [(m.headers["Nats-Msg-Id"], json.loads(m.data)) for m in messages]
 
-    return await _js(read)
+    return await nats_js(read)
 
 
 def test_events_reach_jetstream_and_the_webhook_exactly_as_committed(

@@ -10,7 +10,6 @@ import re
 import socket
 from pathlib import Path
 
-import nats
 import pika
 import pytest
 import redis
@@ -23,6 +22,7 @@ from tests.engine.brokers import (
     MQTT_URL,
     NATS_URL,
     REDIS_URL,
+    nats_js,
     require_port,
     require_rabbitmq,
     unique,
@@ -62,14 +62,6 @@ def announce_example() -> str:
     return text
 
 
-async def _stream(action):
-    client = await nats.connect(NATS_URL)
-    try:
-        return await action(client.jetstream())
-    finally:
-        await client.close()
-
-
 def test_the_docs_announce_example_publishes_to_every_broker(broker_cluster, load):
     exchange, subject, stream, order = unique("x"), unique("s").replace("-", "_"), unique(
         "orders"), unique("order")
@@ -81,7 +73,7 @@ def test_the_docs_announce_example_publishes_to_every_broker(broker_cluster, loa
     channel.exchange_declare(exchange, "topic", auto_delete=True)
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.queue_bind(queue, exchange, "orders.*")
-    asyncio.run(_stream(lambda js: js.add_stream(name=subject.upper(), subjects=[subject])))
+    asyncio.run(nats_js(lambda js: js.add_stream(name=subject.upper(), subjects=[subject])))
     devices = MqttSubscriber(f"shop/orders/{order}")
     store = redis.Redis.from_url(REDIS_URL)
     try:
@@ -105,7 +97,7 @@ def test_the_docs_announce_example_publishes_to_every_broker(broker_cluster, loa
         devices.close()
         store.delete(stream)
         store.close()
-        asyncio.run(_stream(lambda js: js.delete_stream(subject.upper())))
+        asyncio.run(nats_js(lambda js: js.delete_stream(subject.upper())))
         channel.exchange_delete(exchange)
         rabbit.close()
 

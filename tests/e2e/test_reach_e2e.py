@@ -8,49 +8,18 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from engine.instructions import ExecContext, db
-from engine.instructions.db import DbExecutor
-from engine.language.model import DbSpec
 from taskapp import models
 from taskapp.services import run_start
-from tests.e2e.conftest import path_of, wait_for
+from tests.e2e.conftest import TOKEN, path_of, sql, wait_for
 from tests.engine.test_docs_examples import yaml_examples
-from tests.grpcserver import StockServer, free_port
-from tests.services import MARIADB_URL, require_mariadb
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "e2e-inventory-T0ken"
-
-
-def sql(query: str, **params):
-    spec = DbSpec(url=MARIADB_URL, query=query, params=tuple(params.items()))
-    ctx = ExecContext(render=lambda v: v, timeout=10, idempotency_key="e2e")
-    return DbExecutor().execute(spec, ctx)
-
-
-@pytest.fixture
-def reach(monkeypatch):
-    """A MariaDB table for the task, a port for the gRPC server (not started yet), and the
-    connections configured before the cluster starts (it inherits this environment)."""
-    require_mariadb()
-    table = f"reservations_{uuid.uuid4().hex[:10]}"
-    sql(f"CREATE TABLE {table} (id varchar(64) PRIMARY KEY, sku text, quantity int, "
-        "status text)", fetch="none")
-    server = StockServer(free_port())
-    monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpc://{server.target}")
-    monkeypatch.setenv("ASYNC_STATES_CONNECTION_WAREHOUSE", MARIADB_URL)
-    monkeypatch.setenv("ASYNC_STATES_SECRET_INVENTORY_TOKEN", TOKEN)
-    yield server, table
-    server.stop()
-    sql(f"DROP TABLE {table}", fetch="none")
-    db._connections().clear()
 
 
 @pytest.fixture

@@ -1,11 +1,16 @@
-"""Fixtures' helpers for the message instruction tests: the local brokers and their probes."""
+"""Fixtures' helpers for the message instruction and broker source tests: the local brokers,
+their probes, and publishing to them as another system would."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
+import nats
+import paho.mqtt.client as paho
 import pika
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from engine.errors import InstructionError
 from engine.instructions import message
@@ -66,3 +71,49 @@ def require_port(name: str, port: int) -> None:
     require_service(f"{name} at 127.0.0.1:{port}", probe)
 
 
+def amqp_publish(queue: str, body: dict, message_id: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().basic_publish(
+            "", queue, json.dumps(body).encode(), pika.BasicProperties(message_id=message_id))
+    finally:
+        connection.close()
+
+
+def mqtt_publish(topic: str, body: dict) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    try:
+        client.publish(topic, json.dumps(body), qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def nats_js(action):
+    client = await nats.connect(NATS_URL)
+    try:
+        return await action(client.jetstream())
+    finally:
+        await client.close()
+
+
+def delete_queue(queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().queue_delete(queue)
+    finally:
+        connection.close()
+
+
+async def nats_publish(subject: str, payload: bytes, jetstream: bool) -> None:
+    client = await nats.connect(NATS_URL)
+    try:
+        if jetstream:
+            await client.jetstream().publish(subject, payload)
+        else:
+            await client.publish(subject, payload)
+            await client.flush()
+    finally:
+        await client.close()

@@ -11,9 +11,10 @@ from engine.language import task_from_dict, task_to_dict, validate_text
 DOC = Path(__file__).parent.parent.parent / "docs" / "task-language.md"
 
 
-def yaml_examples() -> list[tuple[int, str]]:
-    """(line of the opening fence, block text) for every ```yaml block of the doc."""
-    text = DOC.read_text()
+def yaml_examples(doc: Path = DOC) -> list[tuple[int, str]]:
+    """(line of the opening fence, block text) for every ```yaml block of ``doc`` (by
+    default this page)."""
+    text = doc.read_text()
     return [
         (text.count("\n", 0, match.start()) + 1, match["body"])
         for match in re.finditer(r"^```yaml\n(?P<body>.*?)^```", text, re.DOTALL | re.MULTILINE)

@@ -14,6 +14,7 @@ from engine.instructions.message import nats as nats_publisher
 from engine.language.model import MessageSpec
 from tests.engine.brokers import (
     NATS_URL,
+    nats_js,
     publish,
     publish_once_back,
     require_port,
@@ -35,17 +36,9 @@ def subject():
 def stream(subject):
     """A JetStream stream capturing ``subject``: ``(name, subject)``; deleted afterwards."""
     name = subject.upper()
-    asyncio.run(_js(lambda js: js.add_stream(name=name, subjects=[subject])))
+    asyncio.run(nats_js(lambda js: js.add_stream(name=name, subjects=[subject])))
     yield name
-    asyncio.run(_js(lambda js: js.delete_stream(name)))
-
-
-async def _js(action):
-    client = await nats.connect(NATS_URL)
-    try:
-        return await action(client.jetstream())
-    finally:
-        await client.close()
+    asyncio.run(nats_js(lambda js: js.delete_stream(name)))
 
 
 class Subscriber:
@@ -95,7 +88,7 @@ def test_jetstream_publish_is_acked_and_a_repeat_is_dropped(monkeypatch, subject
     again = publish(spec, ctx)  # the same attempt repeated: the same key
     assert first == {"stream": stream, "seq": 1, "duplicate": False, "message_id": "run-2:1:store"}
     assert again["duplicate"] is True and again["seq"] == 1
-    info = asyncio.run(_js(lambda js: js.stream_info(stream)))
+    info = asyncio.run(nats_js(lambda js: js.stream_info(stream)))
     assert info.state.messages == 1
 
 

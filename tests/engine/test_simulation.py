@@ -86,6 +86,30 @@ def test_an_unexpected_status_is_the_error_a_far_end_would_give():
     assert attempt.error_class == "4xx" and "status 422 (expected 200, 201)" in attempt.error
 
 
+def test_a_scripted_error_is_stored_as_the_executor_would_word_it():
+    """The cluster stores a far end's failure as its executor words it (a gRPC status:
+    ``rpc M on connection 'c': NOT_FOUND: ...``), with no prefix: so does a dry run."""
+    error = "rpc inventory.v1.Stock/Reserve on connection 'inventory': NOT_FOUND: no sku 'X'"
+    task = load_text("""
+name: reserve
+version: 1
+start_state: reserve
+states:
+  reserve:
+    instructions:
+      - name: reserve
+        rpc: {protocol: grpc, connection: inventory, method: inventory.v1.Stock/Reserve}
+    transitions: [{to: done}]
+  done: {final: succeeded}
+""")
+    result = simulate(task, script_from_data(
+        {"instructions": {"reserve": {"error": error, "class": "status"}}}))
+    [attempt] = result.attempts
+    assert (attempt.error, attempt.error_class) == (error, "status")
+    assert result.error["message"] == (
+        f"instruction 'reserve' in state 'reserve' failed after 1 attempt(s): {error}")
+
+
 def test_secrets_are_stand_ins_and_never_stored():
     task = load_text("""
 name: echo
