@@ -1,25 +1,41 @@
 """Delays between instruction retries and between poll attempts.
 
 Jitter is "equal jitter": half the delay is kept, the other half drawn at random, so
-retries of many runs spread out without ever collapsing to zero.
+retries of many runs spread out without ever collapsing to zero. The draws come from the
+process's generator, or from one a caller installs for its context with
+``jitter_drawn_from``: a dry run does, so that the same script gives the same times.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 
 from engine.language.model import Backoff, RetryPolicy
 
-_random = random.Random()
+_process_draws = random.Random()
+_draws: ContextVar[random.Random | None] = ContextVar("jitter_draws", default=None)
+
+
+@contextmanager
+def jitter_drawn_from(generator: random.Random) -> Iterator[None]:
+    """Draw every jitter computed in this context (this thread) from ``generator``."""
+    token = _draws.set(generator)
+    try:
+        yield
+    finally:
+        _draws.reset(token)
 
 
 def _jittered(seconds: float, jitter: bool) -> float:
     if not jitter or seconds <= 0:
         return seconds
     half = seconds / 2
-    return half + _random.uniform(0, half)
+    return half + (_draws.get() or _process_draws).uniform(0, half)
 
 
 # The longest delay ever returned, whatever the policy says: 100 years, the longest duration

@@ -10,6 +10,7 @@ the timer and the event service wake a real run. Days of waiting take no real ti
 
 from __future__ import annotations
 
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from typing import Any
 
 import jsonschema
 
+from engine.backoff import jitter_drawn_from
 from engine.clock import FakeClock
 from engine.cursor import RunCursor
 from engine.errors import Problem
@@ -64,7 +66,9 @@ def simulate(
     payload = script.input if input is None else input
     _check_names(task, script)
     _check_input(task, payload, script.source)
-    return _Driver(task, script, payload, bounds, settings or EngineSettings()).go()
+    # Jitter is drawn from the script's seed: the same script gives the same times.
+    with jitter_drawn_from(random.Random(script.seed)):
+        return _Driver(task, script, payload, bounds, settings or EngineSettings()).go()
 
 
 def _check_names(task: TaskDef, script: Script) -> None:

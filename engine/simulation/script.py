@@ -23,7 +23,7 @@ from engine.language.yamlnodes import Node, join, read_yaml
 from engine.simulation.errors import ScriptError
 
 SCRIPT_KEYS = frozenset({"input", "start", "until", "secrets", "instructions", "calls",
-                         "events", "expect", "description"})
+                         "events", "expect", "description", "seed"})
 REPLY_KEYS = frozenset({"result", "status", "body", "headers", "error", "class"})
 CALL_KEYS = frozenset({"kind", "url", "method", "reply", "replies"})
 EVENT_KEYS = frozenset({"at", "name", "data", "correlation", "key"})
@@ -100,6 +100,7 @@ class Script:
     events: tuple[ScriptedEvent, ...] = ()
     expect: Expect | None = None
     description: str = ""
+    seed: int = 0  # of the jitter drawn for retry and poll delays: the same seed, the same times
     source: str = "<script>"
 
 
@@ -189,7 +190,7 @@ class _Reader:
         readers = {"input": self._input, "start": self._start, "until": self._until,
                    "secrets": self._secrets, "instructions": self._instructions,
                    "calls": self._calls, "events": self._events, "expect": self._expect,
-                   "description": self._description}
+                   "description": self._description, "seed": self._seed}
         for key, node in fields.items():
             if key not in readers:
                 continue  # reported by mapping()
@@ -200,6 +201,14 @@ class _Reader:
 
     def _description(self, node: Node, path: str) -> str | None:
         return self.text(node, path, "description")
+
+    def _seed(self, node: Node, path: str) -> int | None:
+        value = node.plain()
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            self.problem(node, path, f"seed must be a whole number from 0 to {2**63 - 1:,} "
+                                     "(it picks the jitter drawn for retry and poll delays)")
+            return None
+        return value
 
     def _input(self, node: Node, path: str) -> dict[str, Any] | None:
         if not node.is_mapping:

@@ -218,6 +218,55 @@ states:
     assert result.status == "failed" and "MAX_RESULT_BYTES" in result.attempts[0].error
 
 
+JITTERED = load_text("""
+name: jittered
+version: 1
+start_state: fetch
+states:
+  fetch:
+    instructions:
+      - name: quote
+        http: {url: "https://far.example/quote"}
+        retry: {max_attempts: 4, initial_delay: 10m, factor: 2, max_delay: 1h}
+    transitions:
+      - to: watch
+  watch:
+    transitions:
+      - to: done
+        poll:
+          name: status
+          http: {url: "https://far.example/status"}
+          every: 10m
+          backoff: {factor: 2}
+          until: "result.body.ready"
+  done: {final: succeeded}
+""")
+JITTER_REPLIES = {"quote": [{"error": "down", "class": "connection"}] * 3 + [{"result": 1}],
+                  "status": [{"status": 200, "body": {"ready": False}}] * 3
+                  + [{"status": 200, "body": {"ready": True}}]}
+
+
+def _times(seed: int | None) -> list[float | None]:
+    data: dict = {"instructions": JITTER_REPLIES}
+    if seed is not None:
+        data["seed"] = seed
+    result = simulate(JITTERED, script_from_data(data))
+    assert result.status == "succeeded"
+    return [result.offset(t.at) for t in result.transitions] + [
+        result.offset(a.started_at) for a in result.attempts]
+
+
+def test_jittered_delays_are_drawn_from_the_scripts_seed():
+    """The same script gives the same times, however often it is played; another seed draws
+    other delays (all within the policy's equal-jitter bounds)."""
+    assert _times(None) == _times(None) == _times(0)
+    assert _times(7) == _times(7)
+    assert _times(7) != _times(0)
+    played = simulate(JITTERED, script_from_data({"instructions": JITTER_REPLIES, "seed": 3}))
+    first_retry = played.attempts[1].started_at - played.attempts[0].started_at
+    assert timedelta(minutes=5) <= first_retry <= timedelta(minutes=10)
+
+
 # ---------------------------------------------------------------------------- hostile scripts
 
 
@@ -235,6 +284,10 @@ states:
     ("expect: {status: great}", "unknown status 'great'"),
     ("expect: {status: [1]}", "unknown status '[1]'"),
     ("instructions: {x: {error: no, class: [a]}}", "unknown error class"),
+    ("seed: -1", "seed must be a whole number"),
+    ("seed: 1.5", "seed must be a whole number"),
+    ("seed: true", "seed must be a whole number"),
+    ("seed: 99999999999999999999", "is too large"),
 ])
 def test_hostile_and_broken_scripts_end_in_clear_problems(text, message):
     with pytest.raises(ScriptError) as raised:
