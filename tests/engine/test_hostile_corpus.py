@@ -4,8 +4,9 @@ first line names (``# expect: LINE:COLUMN: message``, or ``# expect: ok``).
 The files are what an attacker's campaign found to crash or hang the reader: nested aliases
 ("billion laughs", 6 to 9 levels), recursive aliases, nesting 10,000 deep in flow and block
 style, 20-digit and 5,000-digit numbers, giant strings and keys, NULs, byte-order marks,
-control characters, bytes that are not UTF-8. The bounds are the issue's: 1 s of CPU and
-200 MB per file (CPU time, not wall time, so that a busy machine does not fail the test).
+control characters, bytes that are not UTF-8. The bounds are the task-file campaign's
+(docs/reliability.md): 1 s of CPU and 200 MB per file (CPU time, not wall time, so that a
+busy machine does not fail the test).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Random bytes, random text, YAML-looking token soup and mutated task files (the c
 own mutations: byte flips, duplication, truncation, deep nesting, alias bombs, huge numbers,
 giant strings, tags, encodings) all end in a ``Report`` — a definition, or problems with
 file:line:column — and ``load_text`` raises nothing but ``SpecError``. Each reading stays
-under a generous bound of CPU time (the issue's 1 s).
+under a generous bound of CPU time (the 1 s of docs/reliability.md, "The task-file campaign").
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ For each file it records the outcome (a definition, problems, an exception, or a
 wall and CPU time of one reading, and the peak memory (``tracemalloc``, in a second reading so
 that tracing does not inflate the time). The files are read in a child process: a reading
 that does not end within ``hang_seconds`` is recorded as a hang, the child is killed, and the
-campaign goes on with the next file. The issue's bar: no exception, no hang, no file over 1 s
-or 200 MB.
+campaign goes on with the next file. The bar (docs/reliability.md): no exception, no hang, no
+file over 1 s or 200 MB.
 """
 
 from __future__ import annotations
