@@ -101,6 +101,16 @@ def instruction_error(
     )
 
 
+def certificate_error(where: str, reason: str) -> InstructionError:
+    """The final ``error`` for a far end whose TLS certificate failed verification (an
+    untrusted issuer, another host's name, expired): unlike a refused or lost connection it
+    will fail the same way on the next attempt, so the default retry policy leaves it alone.
+    ``http`` and gRPC ``rpc`` both say it this way."""
+    return instruction_error(
+        f"{where}: the server's TLS certificate failed verification: {reason}", "error"
+    )
+
+
 REGISTRY: Registry[Executor] = Registry("instruction", UnsupportedInstruction)
 
 

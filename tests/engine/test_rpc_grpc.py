@@ -15,6 +15,7 @@ from engine.instructions.rpc import grpc_unary
 from engine.language.model import Instruction, RetryPolicy, RpcSpec
 from tests.engine.forking import in_child
 from tests.grpcserver import SERVICE, StockServer, free_port, write_descriptor_set
+from tests.tlscert import self_signed
 
 PASSWORD = "s3cret-grpc-pw"
 
@@ -187,6 +188,28 @@ def test_grpcs_speaks_tls_verified_against_the_roots_grpc_is_given(monkeypatch, 
     finally:
         server.stop()
         grpc_unary._CHANNELS.close_all()
+
+
+def test_a_certificate_that_fails_verification_is_final_and_says_so(monkeypatch, tmp_path, ctx):
+    key, cert = self_signed(tmp_path)  # signed by nobody the client trusts
+    server = StockServer(free_port(), tls=(key.read_bytes(), cert.read_bytes())).start()
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpcs://localhost:{server.port}")
+    try:
+        error = failure(ctx)
+        assert (error.error_class, error.retryable) == ("error", False)
+        assert str(error).startswith(f"rpc {SERVICE}/Reserve on connection 'inventory': "
+                                     "the server's TLS certificate failed verification: ")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(error)
+        assert not should_retry(RetryPolicy(), 1, error.error_class)
+        assert stock_calls(server) == 0
+    finally:
+        server.stop()
+        grpc_unary._CHANNELS.close_all()
+
+
+def stock_calls(server: StockServer) -> int:
+    with server.lock:
+        return len(server.calls)
 
 
 def test_a_reflection_service_that_never_answers_is_bounded_by_the_deadline(
