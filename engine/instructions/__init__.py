@@ -40,6 +40,9 @@ class ExecContext:
         max_result_bytes: the largest result the runner will keep (0: no limit); an
             executor that reads a body reads no more than this, so a huge answer costs
             no more memory than a refused one.
+        descriptor_dir: the directory that gRPC ``descriptor_set`` files are read from
+            (``DESCRIPTOR_DIR``); "": the working directory. A task names files inside it
+            only.
     """
 
     render: Callable[[Any], Any]
@@ -47,6 +50,7 @@ class ExecContext:
     idempotency_key: str
     attempt: int = 1
     max_result_bytes: int = 0
+    descriptor_dir: str = ""
 
 
 class Executor(Protocol):

@@ -106,7 +106,7 @@ def call(spec: RpcSpec, ctx: ExecContext) -> Any:
     label = f"connection '{name}'"
     _attempt.timeout = ctx.timeout
     try:
-        method = _method(target, spec, label)
+        method = _method(target, spec, label, ctx.descriptor_dir)
         request = grpc_schema.to_message(method, ctx.render(spec.request), spec.method)
         stub = target.channel.unary_unary(
             method.path,
@@ -164,9 +164,11 @@ def _channel(
     return grpc.insecure_channel(address, options=options)
 
 
-def _method(target: _Target, spec: RpcSpec, label: str) -> grpc_schema.Method:
+def _method(
+    target: _Target, spec: RpcSpec, label: str, descriptor_dir: str
+) -> grpc_schema.Method:
     if spec.descriptor_set is not None:
-        pool = grpc_schema.file_pool(spec.descriptor_set)
+        pool = grpc_schema.file_pool(spec.descriptor_set, descriptor_dir)
         return grpc_schema.find_method(pool, spec.method, f"descriptor_set {spec.descriptor_set!r}")
     found = target.methods.get(spec.method)
     if found is not None:
