@@ -283,6 +283,10 @@ for _name in ("CLUSTER_BEAT_SECONDS", "CLUSTER_FENCE_SECONDS", "CLUSTER_DEAD_SEC
     if os.environ.get(f"ASYNC_STATES_{_name}"):
         ASYNC_STATES[_name] = float(os.environ[f"ASYNC_STATES_{_name}"])
 
+# Where rpc descriptor_set files are read from (default: TASKDEFS_DIR; taskapp/conf.py).
+if os.environ.get("ASYNC_STATES_DESCRIPTOR_DIR"):
+    ASYNC_STATES["DESCRIPTOR_DIR"] = os.environ["ASYNC_STATES_DESCRIPTOR_DIR"]
+
 # Lifecycle events of every task (docs/deploy.md, "Lifecycle events"): a `lifecycle:` mapping
 # naming a connection, like '{connection: events, to: async_states.lifecycle}'.
 for _name in ("LIFECYCLE", "LIFECYCLE_SOURCE"):

@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "TEMPLATE_MAX_OPERATIONS": 50_000,
     "TEMPLATE_MAX_OUTPUT": 1_000_000,
     "TASKDEFS_DIR": "taskdefs",
+    # Where the rpc instruction reads the descriptor_set files that tasks name: a task names
+    # a relative path inside it and nothing outside (docs/task-language.md, "gRPC"). None:
+    # TASKDEFS_DIR, beside the task files.
+    "DESCRIPTOR_DIR": None,
     # Size limits, in bytes of compact JSON (engine.limits; docs/task-language.md "Limits").
     # An http result holds a body of up to max_response_bytes (1 MiB by default) plus its
     # headers, and JSON escaping can grow text: results get twice that, data twice again.
@@ -157,6 +161,7 @@ class _Conf:
             template_max_output=int(self.TEMPLATE_MAX_OUTPUT),
             max_data_bytes=int(self.MAX_DATA_BYTES),
             max_result_bytes=int(self.MAX_RESULT_BYTES),
+            descriptor_dir=str(self.DESCRIPTOR_DIR or self.TASKDEFS_DIR),
         )
 
     def step_threads(self, vendor: str) -> int:

@@ -2,6 +2,8 @@
 
 Stopping closes the listener and every proxied connection, as a broker restart does to its
 clients; starting listens on the same port again. The shared broker behind it never notices.
+Going silent keeps every connection open and drops what either side sends from then on: a
+hung server, or a network that black-holes packets.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.silent = threading.Event()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -49,13 +52,14 @@ class Proxy:
             with self._lock:
                 self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+                threading.Thread(target=_pump, args=(a, b, self.silent), daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, silent: threading.Event) -> None:
     try:
         while data := source.recv(65536):
-            sink.sendall(data)
+            if not silent.is_set():
+                sink.sendall(data)
     except OSError:
         pass
     finally:

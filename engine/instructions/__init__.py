@@ -40,6 +40,9 @@ class ExecContext:
         max_result_bytes: the largest result the runner will keep (0: no limit); an
             executor that reads a body reads no more than this, so a huge answer costs
             no more memory than a refused one.
+        descriptor_dir: the directory that gRPC ``descriptor_set`` files are read from
+            (``DESCRIPTOR_DIR``); "": the working directory. A task names files inside it
+            only.
     """
 
     render: Callable[[Any], Any]
@@ -47,6 +50,7 @@ class ExecContext:
     idempotency_key: str
     attempt: int = 1
     max_result_bytes: int = 0
+    descriptor_dir: str = ""
 
 
 class Executor(Protocol):
@@ -98,6 +102,16 @@ def instruction_error(
         error_class=error_class,
         retryable=error_class in TRANSIENT_ERROR_CLASSES,
         result=result,
+    )
+
+
+def certificate_error(where: str, reason: str) -> InstructionError:
+    """The final ``error`` for a far end whose TLS certificate failed verification (an
+    untrusted issuer, another host's name, expired): unlike a refused or lost connection it
+    will fail the same way on the next attempt, so the default retry policy leaves it alone.
+    ``http`` and gRPC ``rpc`` both say it this way."""
+    return instruction_error(
+        f"{where}: the server's TLS certificate failed verification: {reason}", "error"
     )
 
 

@@ -9,7 +9,14 @@ health check on reuse, runs the statement under the attempt's timeout (PostgreSQ
 MySQL applies to SELECTs only), turns rows into JSON-ready dicts, and classifies failures:
 cannot connect or connection lost -> ``connection``; statement timeout or a locked SQLite
 file -> ``timeout``; a deadlock -> ``conflict`` (all retryable); anything the database
-rejected -> ``error`` (not retryable). Messages name the connection, or the database by host
+rejected -> ``error`` (not retryable).
+
+A server-side timeout needs a server that answers. One that accepts the connection and then
+says nothing (hung, or behind a proxy that black-holes packets) would hold the worker in a
+socket read, so the client bounds every wait too: the health check, connecting and the
+statement all end by the attempt's timeout plus ``CLIENT_GRACE_SECONDS`` (time for the
+server to report its own timeout first). Past it the connection is closed and the attempt
+fails with ``timeout``. Messages name the connection, or the database by host
 and name (or SQLite path), never the URL, which may carry a password.
 
 The SQL text is never templated; values reach it only as parameters bound by the driver,
@@ -23,7 +30,9 @@ import datetime as dt
 import decimal
 import json
 import re
+import select
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -32,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 import psycopg2.extras
 import pymysql
 
@@ -42,6 +52,10 @@ from engine.instructions import ExecContext, instruction_error
 from engine.language.model import DbSpec
 
 MAX_ROWS = 10_000
+# How long past the attempt's timeout the client waits for the server: a server-side statement
+# timeout is reported within milliseconds on a working link, and when it is reported the
+# connection lives on; a second covers a loaded server without holding a worker much longer.
+CLIENT_GRACE_SECONDS = 1.0
 FETCH_MODES = frozenset({"none", "one", "all"})
 
 _local = fork_safe_local()
@@ -67,9 +81,11 @@ class DbExecutor:
         if spec.fetch not in FETCH_MODES:
             raise InstructionError(f"db: fetch must be one of none, one, all; got {spec.fetch!r}")
         params = ctx.render(dict(spec.params))
-        database = _database_for(*_where(spec, ctx))
-        with database.errors():
-            return database.run(spec.query, params, spec.fetch, ctx.timeout)
+        url, label = _where(spec, ctx)
+        deadline = time.monotonic() + ctx.timeout + CLIENT_GRACE_SECONDS
+        database = _database_for(url, label, deadline)
+        with database.errors(ctx.timeout):
+            return database.run(spec.query, params, spec.fetch, ctx.timeout, deadline)
 
 
 def describe(url: str) -> str:
@@ -91,7 +107,7 @@ def _where(spec: DbSpec, ctx: ExecContext) -> tuple[str, str]:
     return url, describe(url)
 
 
-def _database_for(url: str, label: str) -> _Database:
+def _database_for(url: str, label: str, deadline: float) -> _Database:
     scheme = urlsplit(url).scheme
     if scheme not in _DRIVERS:
         raise InstructionError(
@@ -100,7 +116,7 @@ def _database_for(url: str, label: str) -> _Database:
         )
     cache = _connections()
     database = cache.get(url)
-    if database is None or not database.healthy():
+    if database is None or not database.healthy(deadline):
         if database is not None:
             database.close()
         database = _DRIVERS[scheme](url, label)
@@ -126,12 +142,13 @@ class _Database:
         self.name = label
         self.conn: Any = None
 
-    def healthy(self) -> bool:
-        """Cheap round trip on a cached connection; ``False`` means reconnect."""
+    def healthy(self, deadline: float) -> bool:
+        """Cheap round trip on a cached connection, by ``deadline`` (``time.monotonic()``);
+        ``False`` means reconnect."""
         if self.conn is None:
             return True
         try:
-            self._ping()
+            self._ping(deadline)
         except Exception:  # any failure of the ping means this connection is unusable
             return False
         return True
@@ -145,26 +162,37 @@ class _Database:
                 pass
 
     @contextmanager
-    def errors(self) -> Iterator[None]:
+    def errors(self, timeout: float) -> Iterator[None]:
+        """Turn a driver's failure into an ``InstructionError``; drop a connection that is
+        lost, or that a silent server left in the middle of a conversation."""
         try:
             yield
         except InstructionError:
             raise
         except Exception as exc:
-            error = self._classify(exc)
-            if error.error_class == "connection":
+            silent = _no_answer(exc)
+            error = self._silent(timeout) if silent else self._classify(exc)
+            if silent or error.error_class == "connection":
                 self.close()
                 _connections().pop(self.url, None)
             raise error from exc
+
+    def _silent(self, timeout: float) -> InstructionError:
+        return instruction_error(
+            f"db {self.name}: no answer from the database within the instruction's timeout "
+            f"({timeout:g}s, plus {CLIENT_GRACE_SECONDS:g}s for the server to report its own); "
+            "the connection was closed",
+            "timeout",
+        )
 
     def _fail(self, error_class: str, what: str, exc: Exception) -> InstructionError:
         detail = connections.scrub(str(exc), self.url, self.name) or type(exc).__name__
         return instruction_error(f"db {self.name}: {what}: {detail}", error_class)
 
-    def run(self, query: str, params: dict, fetch: str, timeout: float) -> Any:
+    def run(self, query: str, params: dict, fetch: str, timeout: float, deadline: float) -> Any:
         raise NotImplementedError
 
-    def _ping(self) -> None:
+    def _ping(self, deadline: float) -> None:
         raise NotImplementedError
 
     def _classify(self, exc: Exception) -> InstructionError:
@@ -172,26 +200,53 @@ class _Database:
 
 
 class _Postgres(_Database):
-    def _connect(self, timeout: float) -> Any:
+    """PostgreSQL through psycopg2, on an asynchronous connection.
+
+    libpq has no read timeout: a blocking connection waits in ``recv`` for as long as a
+    silent server keeps the socket open (``connect_timeout`` covers connecting only, in
+    whole seconds; TCP keepalives and ``tcp_user_timeout`` only notice a peer whose kernel
+    stops acknowledging, not a hung server process; ``conn.cancel()`` from a timer needs the
+    same server to answer a second connection). An asynchronous connection lets us wait on
+    its socket ourselves, with ``poll()`` and a deadline, for connecting, the health check
+    and every statement: one mechanism, no thread, no global wait callback (which would
+    change Django's own connections). Such a connection is in autocommit mode, so the
+    transaction is ours: BEGIN, the statement, COMMIT (or ROLLBACK).
+    """
+
+    def _connect(self, deadline: float) -> Any:
         if self.conn is None:
-            # libpq wants whole seconds, and 0 means wait forever.
-            self.conn = psycopg2.connect(self.url, connect_timeout=max(1, round(timeout)))
+            conn = psycopg2.connect(self.url, async_=1)
+            try:
+                _pg_wait(conn, deadline)
+            except Exception:
+                conn.close()
+                raise
+            self.conn = conn
         return self.conn
 
-    def _ping(self) -> None:
+    def _ping(self, deadline: float) -> None:
         if self.conn.closed:
             raise psycopg2.InterfaceError("connection already closed")
         with self.conn.cursor() as cur:
-            cur.execute("SELECT 1")
-        self.conn.rollback()
+            _pg_execute(cur, "SELECT 1", None, deadline)
 
-    def run(self, query: str, params: dict, fetch: str, timeout: float) -> Any:
-        conn = self._connect(timeout)
+    def run(self, query: str, params: dict, fetch: str, timeout: float, deadline: float) -> Any:
+        conn = self._connect(deadline)
         bound = {k: _pg_param(v) for k, v in params.items()}
-        with conn, conn.cursor() as cur:  # `with conn`: commit on success, else roll back
-            cur.execute("SET LOCAL statement_timeout = %s", (max(1, round(timeout * 1000)),))
-            cur.execute(query, bound)
-            return _fetch(cur, fetch)
+        with conn.cursor() as cur:
+            _pg_execute(cur, "BEGIN", None, deadline)
+            try:
+                _pg_execute(cur, "SET LOCAL statement_timeout = %s",
+                            (max(1, round(timeout * 1000)),), deadline)
+                _pg_execute(cur, query, bound, deadline)
+                result = _fetch(cur, fetch)
+            except Exception as exc:
+                if not _no_answer(exc) and not conn.closed:
+                    with suppress(psycopg2.Error):  # the statement's own error is the one to tell
+                        _pg_execute(cur, "ROLLBACK", None, deadline)
+                raise
+            _pg_execute(cur, "COMMIT", None, deadline)
+        return result
 
     def _classify(self, exc: Exception) -> InstructionError:
         if isinstance(exc, psycopg2.errors.QueryCanceled):
@@ -213,10 +268,10 @@ class _Sqlite(_Database):
             )
         return self.conn
 
-    def _ping(self) -> None:
+    def _ping(self, deadline: float) -> None:
         self.conn.execute("SELECT 1").close()
 
-    def run(self, query: str, params: dict, fetch: str, timeout: float) -> Any:
+    def run(self, query: str, params: dict, fetch: str, timeout: float, deadline: float) -> Any:
         conn = self._connect(timeout)
         bound = {k: _sqlite_param(v) for k, v in params.items()}
         conn.execute("BEGIN")
@@ -248,22 +303,32 @@ class _Mysql(_Database):
 
     mariadb = False
 
-    def _connect(self, timeout: float) -> Any:
+    def _connect(self, deadline: float) -> Any:
         if self.conn is None:
             parts = urlsplit(self.url)
+            wait = _remaining(deadline)
             self.conn = pymysql.connect(
                 host=parts.hostname or "localhost", port=parts.port or 3306,
                 user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
                 database=unquote(parts.path.lstrip("/")) or None, charset="utf8mb4",
-                connect_timeout=max(1, timeout), autocommit=False)
+                connect_timeout=wait, read_timeout=wait, write_timeout=wait, autocommit=False)
             self.mariadb = "mariadb" in self.conn.get_server_info().lower()
         return self.conn
 
-    def _ping(self) -> None:
+    def _bound(self, deadline: float) -> None:
+        # PyMySQL applies its read and write timeouts to each socket operation and reads
+        # them from these attributes before each one, so a cached connection takes the
+        # bound of the attempt at hand (its timeout plus the grace) without reconnecting.
+        wait = _remaining(deadline)
+        self.conn._read_timeout = self.conn._write_timeout = wait
+
+    def _ping(self, deadline: float) -> None:
+        self._bound(deadline)
         self.conn.ping(reconnect=False)
 
-    def run(self, query: str, params: dict, fetch: str, timeout: float) -> Any:
-        conn = self._connect(timeout)
+    def run(self, query: str, params: dict, fetch: str, timeout: float, deadline: float) -> Any:
+        conn = self._connect(deadline)
+        self._bound(deadline)
         bound = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
         conn.begin()
         committed = False
@@ -319,6 +384,48 @@ _PYFORMAT = re.compile(r"%%|%\((\w+)\)s")
 
 def _to_sqlite_placeholders(query: str) -> str:
     return _PYFORMAT.sub(lambda m: f":{m.group(1)}" if m.group(1) else "%", query)
+
+
+class _NoAnswer(TimeoutError):
+    """The server did not answer by the client's deadline."""
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left until ``deadline``; never zero, which drivers read as "no timeout"."""
+    return max(0.001, deadline - time.monotonic())
+
+
+def _no_answer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a client-side wait that ran out (ours, or a driver's socket
+    timeout, which PyMySQL wraps in an ``OperationalError``)."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
+def _pg_execute(cur: Any, query: str, params: Any, deadline: float) -> None:
+    cur.execute(query, params)
+    _pg_wait(cur.connection, deadline)
+
+
+def _pg_wait(conn: Any, deadline: float) -> None:
+    """Pump an asynchronous psycopg2 connection until its operation is done, waiting on its
+    socket no later than ``deadline`` (``time.monotonic()``).
+
+    ``select.poll`` rather than ``select.select``: a worker with many threads may hold
+    descriptors past ``select``'s limit of 1024.
+
+    Raises:
+        _NoAnswer: the deadline passed.
+        psycopg2.Error: the operation failed.
+    """
+    while (state := conn.poll()) != psycopg2.extensions.POLL_OK:
+        if state == psycopg2.extensions.POLL_ERROR:
+            raise psycopg2.OperationalError("the connection reported an error")
+        events = select.POLLIN if state == psycopg2.extensions.POLL_READ else select.POLLOUT
+        poller = select.poll()
+        poller.register(conn.fileno(), events | select.POLLERR | select.POLLHUP)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise _NoAnswer()
 
 
 def _pg_param(value: Any) -> Any:

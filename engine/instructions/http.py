@@ -9,6 +9,7 @@ failure                   error_class       retryable
 ========================  ================  =========
 connect/read timeout      ``timeout``       yes
 refused, reset, DNS       ``connection``    yes
+certificate not verified  ``error``         no
 status 5xx                ``5xx``           yes
 status 429                ``429``           yes
 status 4xx                ``4xx``           no
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import functools
 import json
+import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +40,7 @@ from requests.adapters import HTTPAdapter
 
 from engine.errors import InstructionError
 from engine.forksafe import fork_safe_local
-from engine.instructions import ExecContext, instruction_error
+from engine.instructions import ExecContext, certificate_error, instruction_error
 from engine.language.model import HttpAuth, HttpSpec
 
 USER_AGENT = "async-states/0.1"
@@ -319,9 +322,17 @@ def transport_error(
     where = f"{method.upper()} {shown}"
     if isinstance(exc, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
         return instruction_error(f"{where}: timed out after {timeout:g}s", "timeout")
+    unverified = _unverified(exc)
+    if unverified is not None:  # before ConnectionError: SSLError is one
+        return certificate_error(where, unverified.verify_message or "unknown reason")
     if isinstance(exc, requests.ConnectionError):
         return instruction_error(f"{where}: connection failed: {root_cause(exc)}", "connection")
     return instruction_error(f"{where}: request failed: {type(exc).__name__}")
+
+
+def _unverified(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure at the root of ``exc``, if that is what it is."""
+    return next((e for e in _chain(exc) if isinstance(e, ssl.SSLCertVerificationError)), None)
 
 
 def root_cause(exc: BaseException) -> str:
@@ -331,16 +342,22 @@ def root_cause(exc: BaseException) -> str:
     is described by it; otherwise by the innermost exception's type (its text may quote the
     request).
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
     innermost = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _chain(exc):
         innermost = current
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
-        current = _inner(current)
     return type(innermost).__name__
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes, outermost first, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = _inner(current)
 
 
 def _inner(exc: BaseException) -> BaseException | None:

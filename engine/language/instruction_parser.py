@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from engine import connections
@@ -139,7 +140,7 @@ def _rpc(reader: Reader, node: Node, path: str) -> RpcSpec | None:
                                _connection(reader, "grpc")) if grpc else None,
         request=reader.get(fields, "request", path, _templates(reader)),
         metadata=reader.get(fields, "metadata", path, reader.template_pairs, ()),
-        descriptor_set=reader.get(fields, "descriptor_set", path, reader.string),
+        descriptor_set=reader.get(fields, "descriptor_set", path, _descriptor_set(reader)),
     )
 
 
@@ -153,6 +154,34 @@ def _refuse_other_protocols_keys(
                 join(path, key),
                 f"{key} is only for rpc protocol {only}, not '{protocol}'; remove it",
             )
+
+
+def descriptor_name_problem(name: str) -> str | None:
+    """Why a ``descriptor_set`` name is refused whatever the disk holds, or ``None``.
+
+    A task file may name any path, and the worker reads it: the name must be relative to
+    the descriptor directory (``DESCRIPTOR_DIR``) and must not climb out of it with ``..``.
+    (A symbolic link leading out is for the worker to see, on its own disk.)
+    """
+    if not name or "\0" in name:
+        return "is not a file name"
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
+        return "must be a path relative to the descriptor directory (DESCRIPTOR_DIR)"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "must not climb out of the descriptor directory (DESCRIPTOR_DIR) with '..'"
+    return None
+
+
+def _descriptor_set(reader: Reader) -> Any:
+    def read(node: Node, path: str, what: str) -> str | None:
+        name = reader.string(node, path, what)
+        problem = None if name is None else descriptor_name_problem(name)
+        if problem is not None:
+            reader.error(node.mark, path, f"descriptor_set '{shorten(name)}' {problem}")
+            return None
+        return name
+
+    return read
 
 
 GRPC_METHOD = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*/[A-Za-z_]\w*$")

@@ -18,3 +18,5 @@ class EngineSettings:
     # Sizes as JSON bytes (engine.limits); 0 turns a limit off. Defaults: taskapp.conf.
     max_data_bytes: int = 0
     max_result_bytes: int = 0
+    # Where rpc descriptor_set files are read from (DESCRIPTOR_DIR); "": the working directory.
+    descriptor_dir: str = ""

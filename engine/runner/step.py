@@ -293,6 +293,7 @@ class Step:
             timeout=instruction.timeout.total_seconds(),
             idempotency_key=instructions.idempotency_key(run.id, run.entry, instruction.name),
             attempt=attempt, max_result_bytes=self.settings.max_result_bytes,
+            descriptor_dir=self.settings.descriptor_dir,
         )
 
     def _record_attempt(

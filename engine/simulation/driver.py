@@ -134,7 +134,8 @@ class _Driver:
             template_max_operations=settings.template_max_operations,
             template_max_output=settings.template_max_output,
             max_data_bytes=capped(settings.max_data_bytes, b.max_data_bytes),
-            max_result_bytes=capped(settings.max_result_bytes, b.max_result_bytes))
+            max_result_bytes=capped(settings.max_result_bytes, b.max_result_bytes),
+            descriptor_dir=settings.descriptor_dir)
 
     def _until(self) -> tuple[datetime, bool]:
         """The virtual time to stop at, and whether that is the bound rather than the

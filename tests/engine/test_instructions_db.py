@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,6 +19,7 @@ from engine.errors import InstructionError
 from engine.instructions import ExecContext, db
 from engine.language.model import DbSpec
 from tests.engine.forking import in_child
+from tests.proxy import Proxy
 from tests.services import MARIADB_URL, require_mariadb, require_service
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -261,3 +264,97 @@ def test_a_forked_child_does_not_reuse_the_parents_connections(tmp_path, monkeyp
     assert url in db._connections()
     assert in_child(lambda: db._connections() == {}) == 0
     assert url in db._connections()
+
+
+# --- A far end that accepts and then says nothing -------------------------------------------
+#
+# The server-side statement timeout cannot fire on a server that does not answer; the client
+# must give up by itself: the attempt's timeout plus db.CLIENT_GRACE_SECONDS, and a little
+# for a loaded machine.
+SILENT_TIMEOUT = 0.5
+SILENT_BOUND = SILENT_TIMEOUT + db.CLIENT_GRACE_SECONDS + 0.75
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A loopback port whose listener completes TCP handshakes (the kernel does, from the
+    backlog) and never reads or writes: a hung server."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def _pg_port_check() -> None:
+    require_service("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)", _pg_check)
+
+
+SILENT_SERVERS = {
+    "postgresql": ("postgresql://postgres@127.0.0.1:{port}/test", 5432, _pg_port_check),
+    "mysql": ("mysql://root@127.0.0.1:{port}/test", 3306, require_mariadb),
+}
+
+
+def _silent_failure(monkeypatch, url: str, query: str) -> tuple[InstructionError, float]:
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_SLOW", url)
+    spec = DbSpec(connection="slow", query=query)
+    ctx = ExecContext(render=lambda v: v, timeout=SILENT_TIMEOUT, idempotency_key="k")
+    t0 = time.monotonic()
+    with pytest.raises(InstructionError) as info:
+        db.EXECUTOR.execute(spec, ctx)
+    return info.value, time.monotonic() - t0
+
+
+def _assert_silent(error: InstructionError, elapsed: float) -> None:
+    assert elapsed < SILENT_BOUND
+    assert (error.error_class, error.retryable) == ("timeout", True)
+    assert str(error).startswith("db connection 'slow': no answer from the database")
+    assert f"timeout ({SILENT_TIMEOUT:g}s" in str(error)
+
+
+@pytest.mark.parametrize("driver", sorted(SILENT_SERVERS))
+def test_a_silent_server_fails_connecting_with_a_timeout(driver, silent_listener, monkeypatch):
+    template, _, _ = SILENT_SERVERS[driver]
+    url = template.format(port=silent_listener)
+    _assert_silent(*_silent_failure(monkeypatch, url, "SELECT 1"))
+    assert url not in db._connections()
+
+
+@pytest.mark.parametrize("driver", sorted(SILENT_SERVERS))
+def test_a_server_silent_mid_statement_fails_with_a_timeout(driver, monkeypatch):
+    template, upstream, require = SILENT_SERVERS[driver]
+    require()
+    proxy = Proxy(upstream)
+    proxy.start()
+    try:
+        url = template.format(port=proxy.port)
+        monkeypatch.setenv("ASYNC_STATES_CONNECTION_SLOW", url)
+        assert run_on_ok("slow", "SELECT 1 AS one") == [{"one": 1}]  # connected and cached
+        # The health check on the cached connection passes; the statement's answer is lost.
+        threading.Timer(0.15, proxy.silent.set).start()
+        sleep = "pg_sleep" if driver == "postgresql" else "SLEEP"
+        error, elapsed = _silent_failure(monkeypatch, url, f"SELECT {sleep}(0.3) AS s")
+        _assert_silent(error, elapsed)
+        assert url not in db._connections()  # the half-spoken connection was dropped
+    finally:
+        proxy.stop()
+
+
+def test_a_cached_connection_whose_server_went_silent_fails_with_a_timeout(monkeypatch):
+    _pg_port_check()
+    proxy = Proxy(5432)
+    proxy.start()
+    try:
+        url = SILENT_SERVERS["postgresql"][0].format(port=proxy.port)
+        monkeypatch.setenv("ASYNC_STATES_CONNECTION_SLOW", url)
+        run_on_ok("slow", "SELECT 1")
+        proxy.silent.set()  # the health check, then the new connection, get no answer
+        _assert_silent(*_silent_failure(monkeypatch, url, "SELECT 1"))
+    finally:
+        proxy.stop()
+
+
+def run_on_ok(connection: str, query: str):
+    spec = DbSpec(connection=connection, query=query)
+    ctx = ExecContext(render=lambda v: v, timeout=5, idempotency_key="k")
+    return db.EXECUTOR.execute(spec, ctx)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -10,6 +14,7 @@ from engine.errors import InstructionError
 from engine.instructions import http
 from engine.language.model import HttpAuth, HttpSpec
 from tests.engine.forking import in_child
+from tests.tlscert import self_signed
 
 
 def run(spec: HttpSpec, ctx):
@@ -148,6 +153,36 @@ def test_connection_refused_is_a_retryable_connection_error(closed_port, ctx):
     error = failure(HttpSpec(url=url, method="POST"), ctx)
     assert (error.error_class, error.retryable) == ("connection", True)
     assert str(error).startswith(f"POST {url}: connection failed")
+
+
+class _TlsServer(HTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # the client refusing our certificate is what the test wants
+
+
+@pytest.fixture
+def untrusted_https(tmp_path) -> Iterator[int]:
+    """The port of an HTTPS server on loopback whose certificate (for localhost) nobody
+    signed: a client must refuse it."""
+    key, cert = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = _TlsServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_certificate_that_fails_verification_is_a_final_error(untrusted_https, ctx):
+    url = f"https://localhost:{untrusted_https}/x"
+    error = failure(HttpSpec(url=url), ctx)
+    assert (error.error_class, error.retryable) == ("error", False)
+    assert str(error) == (f"GET {url}: the server's TLS certificate failed verification: "
+                          "self-signed certificate")
 
 
 def test_slow_response_is_a_retryable_timeout(http_server, make_ctx):

@@ -122,6 +122,12 @@ def test_a_result_over_the_limit_fails_the_attempt_and_takes_on_error(store, clo
     assert http.calls[0][1].max_result_bytes == limit  # the executor is told, to read less
 
 
+def test_the_executor_is_told_the_descriptor_directory(store, clock, http):
+    run = new_run(TASK, clock.now(), input={"pad": ""})
+    _runner(store, clock, descriptor_dir="/srv/protos").advance(run)
+    assert http.calls[0][1].descriptor_dir == "/srv/protos"  # where descriptor_set files are
+
+
 def test_a_result_exactly_at_the_limit_is_kept(store, clock, http):
     run = new_run(TASK, clock.now(), input={"pad": ""})
     _runner(store, clock, max_result_bytes=_result_size("x" * 1000)).advance(run)

@@ -4,17 +4,20 @@ onto the engine's error classes and retry policy."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 
 import pytest
 
 from engine.backoff import should_retry
 from engine.errors import InstructionError
-from engine.instructions import execute
-from engine.instructions.rpc import grpc_unary
+from engine.instructions import ExecContext, execute
+from engine.instructions.rpc import grpc_schema, grpc_unary
 from engine.language.model import Instruction, RetryPolicy, RpcSpec
 from tests.engine.forking import in_child
 from tests.grpcserver import SERVICE, StockServer, free_port, write_descriptor_set
+from tests.tlscert import self_signed
 
 PASSWORD = "s3cret-grpc-pw"
 
@@ -127,24 +130,90 @@ def test_the_deadline_is_the_attempts_timeout(stock, make_ctx, monkeypatch):
     assert "DEADLINE_EXCEEDED" in str(error)
 
 
-def test_a_descriptor_set_file_replaces_reflection(monkeypatch, tmp_path, ctx):
+@pytest.fixture
+def no_reflection(monkeypatch):
     server = StockServer(free_port(), reflection=False).start()
     monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpc://{server.target}")
-    try:
-        error = failure(ctx)
-        assert "has no reflection service; name a descriptor_set" in str(error)
-        path = write_descriptor_set(tmp_path / "stock.pb")
-        assert reserve(ctx, descriptor_set=path)["id"] == "r-A-1-2"
-    finally:
-        server.stop()
-        grpc_unary._CHANNELS.close_all()
+    yield server
+    server.stop()
+    grpc_unary._CHANNELS.close_all()
 
 
-def test_a_bad_descriptor_set_file_is_a_final_error(stock, tmp_path, ctx):
+def in_dir(directory, **fields) -> ExecContext:
+    """An attempt's context whose descriptor directory (DESCRIPTOR_DIR) is ``directory``."""
+    return ExecContext(render=lambda v: v, timeout=5, idempotency_key="k",
+                       descriptor_dir=str(directory), **fields)
+
+
+def test_the_descriptor_directory_is_the_task_directory_unless_set(settings):
+    from taskapp.conf import conf
+
+    settings.ASYNC_STATES = {"TASKDEFS_DIR": "/srv/tasks"}
+    assert conf.engine_settings().descriptor_dir == "/srv/tasks"
+    settings.ASYNC_STATES = {"TASKDEFS_DIR": "/srv/tasks", "DESCRIPTOR_DIR": "/srv/protos"}
+    assert conf.engine_settings().descriptor_dir == "/srv/protos"
+
+
+def test_a_descriptor_set_file_replaces_reflection(no_reflection, tmp_path, ctx):
+    error = failure(ctx)
+    assert "has no reflection service; name a descriptor_set" in str(error)
+    (tmp_path / "protos").mkdir()
+    write_descriptor_set(tmp_path / "protos" / "stock.pb")
+    assert reserve(in_dir(tmp_path), descriptor_set="protos/stock.pb")["id"] == "r-A-1-2"
+
+
+def test_a_bad_descriptor_set_file_is_a_final_error(stock, tmp_path):
     (tmp_path / "bad.pb").write_bytes(b"\xff\xff not a descriptor set")
-    error = failure(ctx, descriptor_set=str(tmp_path / "bad.pb"))
+    error = failure(in_dir(tmp_path), descriptor_set="bad.pb")
     assert not error.retryable and "--descriptor_set_out" in str(error)
-    assert not failure(ctx, descriptor_set=str(tmp_path / "none.pb")).retryable
+    assert not failure(in_dir(tmp_path), descriptor_set="none.pb").retryable
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("/etc/passwd", "must be a path relative to the descriptor directory (DESCRIPTOR_DIR)"),
+    ("../outside.pb", "must not climb out of the descriptor directory (DESCRIPTOR_DIR)"),
+    ("protos/../../outside.pb", "must not climb out of the descriptor directory"),
+])
+def test_a_descriptor_set_outside_the_descriptor_directory_is_refused(name, why, stock, tmp_path):
+    (tmp_path / "protos").mkdir()
+    write_descriptor_set(tmp_path / "outside.pb")  # readable, but not in the directory
+    error = failure(in_dir(tmp_path / "protos"), descriptor_set=name)
+    assert (error.error_class, error.retryable) == ("error", False)
+    assert str(error).startswith(f"rpc: descriptor_set {name!r} {why}")
+
+
+def test_a_symbolic_link_may_not_lead_out_of_the_descriptor_directory(no_reflection, tmp_path):
+    (tmp_path / "protos").mkdir()
+    write_descriptor_set(tmp_path / "stock.pb")
+    (tmp_path / "protos" / "out.pb").symlink_to(tmp_path / "stock.pb")
+    (tmp_path / "protos" / "shadow").symlink_to("/etc/shadow")
+    for name in ("out.pb", "shadow"):
+        error = failure(in_dir(tmp_path / "protos"), descriptor_set=name)
+        assert "leads out of the descriptor directory (DESCRIPTOR_DIR)" in str(error)
+    (tmp_path / "protos" / "in.pb").symlink_to("../protos/real.pb")  # stays inside: fine
+    write_descriptor_set(tmp_path / "protos" / "real.pb")
+    assert reserve(in_dir(tmp_path / "protos"), descriptor_set="in.pb")["id"] == "r-A-1-2"
+
+
+def test_a_descriptor_set_that_is_not_a_regular_file_is_refused_without_blocking(stock, tmp_path):
+    os.mkfifo(tmp_path / "fifo.pb")  # opening it to read would wait for a writer
+    (tmp_path / "dir.pb").mkdir()
+    for name in ("fifo.pb", "dir.pb"):
+        started = time.monotonic()
+        error = failure(in_dir(tmp_path), descriptor_set=name)
+        assert time.monotonic() - started < 2
+        assert f"rpc: descriptor_set '{name}' is not a regular file" in str(error)
+        assert not error.retryable
+
+
+def test_a_descriptor_set_over_the_size_limit_is_refused_unread(stock, tmp_path, monkeypatch):
+    monkeypatch.setattr(grpc_schema, "MAX_DESCRIPTOR_SET_BYTES", 64)
+    with open(tmp_path / "huge.pb", "wb") as file:
+        file.truncate(10 * 1024**3)  # 10 GB, sparse: it must not be read
+    error = failure(in_dir(tmp_path), descriptor_set="huge.pb")
+    assert str(error) == ("rpc: descriptor_set 'huge.pb' is larger than 64 bytes "
+                          "(10,737,418,240): a descriptor set is not that large")
+    assert not error.retryable
 
 
 def test_unknown_methods_and_requests_that_do_not_fit_are_final(stock, ctx):
@@ -187,6 +256,28 @@ def test_grpcs_speaks_tls_verified_against_the_roots_grpc_is_given(monkeypatch, 
     finally:
         server.stop()
         grpc_unary._CHANNELS.close_all()
+
+
+def test_a_certificate_that_fails_verification_is_final_and_says_so(monkeypatch, tmp_path, ctx):
+    key, cert = self_signed(tmp_path)  # signed by nobody the client trusts
+    server = StockServer(free_port(), tls=(key.read_bytes(), cert.read_bytes())).start()
+    monkeypatch.setenv("ASYNC_STATES_CONNECTION_INVENTORY", f"grpcs://localhost:{server.port}")
+    try:
+        error = failure(ctx)
+        assert (error.error_class, error.retryable) == ("error", False)
+        assert str(error).startswith(f"rpc {SERVICE}/Reserve on connection 'inventory': "
+                                     "the server's TLS certificate failed verification: ")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(error)
+        assert not should_retry(RetryPolicy(), 1, error.error_class)
+        assert stock_calls(server) == 0
+    finally:
+        server.stop()
+        grpc_unary._CHANNELS.close_all()
+
+
+def stock_calls(server: StockServer) -> int:
+    with server.lock:
+        return len(server.calls)
 
 
 def test_a_reflection_service_that_never_answers_is_bounded_by_the_deadline(

@@ -16,7 +16,9 @@ and metadata. This module owns:
 - the mapping of a status to an error class: UNAVAILABLE -> ``connection``,
   DEADLINE_EXCEEDED -> ``timeout``, RESOURCE_EXHAUSTED -> ``429``, ABORTED -> ``conflict``
   (retryable by the default policy); every other status -> ``status`` (final unless the
-  policy's ``retry_on`` names ``status`` or ``error``). The status's code and details are in
+  policy's ``retry_on`` names ``status`` or ``error``). An UNAVAILABLE whose details say the
+  server's TLS certificate failed verification is a final ``error``, as ``http`` makes it:
+  the same certificate fails the same way next time. The status's code and details are in
   the attempt's error.
 
 Messages name the connection, never its URL. Finding the message types is
@@ -40,7 +42,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from engine import connections
 from engine.errors import InstructionError
 from engine.forksafe import fork_safe_local
-from engine.instructions import ExecContext, instruction_error
+from engine.instructions import ExecContext, certificate_error, instruction_error
 from engine.instructions.rpc import grpc_schema
 from engine.language.model import RpcSpec
 
@@ -55,6 +57,9 @@ IDEMPOTENCY_METADATA = "idempotency-key"
 _CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.enable_retries", 0),)
 # How gRPC words the status of a response over max_receive_message_length.
 _TOO_LARGE = "Received message larger than max"
+# How gRPC words, in the details of an UNAVAILABLE, a server certificate that did not verify
+# (BoringSSL's reason for an untrusted or expired one; gRPC's own host name check).
+_UNVERIFIED = ("CERTIFICATE_VERIFY_FAILED", "is not in peer certificate")
 
 _attempt = fork_safe_local()  # .timeout: the deadline of the attempt running on this thread
 
@@ -101,7 +106,7 @@ def call(spec: RpcSpec, ctx: ExecContext) -> Any:
     label = f"connection '{name}'"
     _attempt.timeout = ctx.timeout
     try:
-        method = _method(target, spec, label)
+        method = _method(target, spec, label, ctx.descriptor_dir)
         request = grpc_schema.to_message(method, ctx.render(spec.request), spec.method)
         stub = target.channel.unary_unary(
             method.path,
@@ -111,7 +116,9 @@ def call(spec: RpcSpec, ctx: ExecContext) -> Any:
         response = stub(request, timeout=ctx.timeout, metadata=_metadata(spec, ctx))
     except grpc.RpcError as exc:
         error = status_error(f"rpc {spec.method} on {label}", exc, url, label)
-        if error.error_class == "connection":
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNAVAILABLE:
+            # Refused, lost or not verified: the next attempt gets a new channel, which
+            # connects at once instead of after the old one's reconnect backoff.
             _CHANNELS.discard(key, target)
         raise error from exc
     return grpc_schema.to_json(response)
@@ -128,6 +135,8 @@ def status_error(where: str, exc: grpc.RpcError, url: str, label: str) -> Instru
             f"(MAX_RESULT_BYTES): {details}",
             result={"code": code.name, "details": details},
         )
+    if code == grpc.StatusCode.UNAVAILABLE and any(m in details for m in _UNVERIFIED):
+        return certificate_error(where, details)
     error_class = ERROR_CLASSES.get(code, "status")
     return instruction_error(
         f"{where}: {code.name}: {details or 'no details'}",
@@ -155,9 +164,11 @@ def _channel(
     return grpc.insecure_channel(address, options=options)
 
 
-def _method(target: _Target, spec: RpcSpec, label: str) -> grpc_schema.Method:
+def _method(
+    target: _Target, spec: RpcSpec, label: str, descriptor_dir: str
+) -> grpc_schema.Method:
     if spec.descriptor_set is not None:
-        pool = grpc_schema.file_pool(spec.descriptor_set)
+        pool = grpc_schema.file_pool(spec.descriptor_set, descriptor_dir)
         return grpc_schema.find_method(pool, spec.method, f"descriptor_set {spec.descriptor_set!r}")
     found = target.methods.get(spec.method)
     if found is not None:
