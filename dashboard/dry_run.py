@@ -102,9 +102,15 @@ def kept(name: str, context: dict[str, Any], user: Any) -> DryRun:
         dry_run.expect = parse_script(dry_run.script, chosen.name).expect
     except SimulationError:
         pass  # shown as it is; the dry run will list its problems
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, KeptScriptTooLarge) as exc:
         dry_run.problems = [f"{chosen.name}: cannot read it: {exc}"]
     return dry_run
+
+
+class KeptScriptTooLarge(Exception):
+    def __init__(self, limit: int):
+        self.limit = limit
+        super().__init__(f"larger than {limit} bytes (API_MAX_BODY_BYTES)")
 
 
 def _read(kept_script: KeptScript) -> str:
@@ -113,7 +119,7 @@ def _read(kept_script: KeptScript) -> str:
     with kept_script.path.open("rb") as stream:
         data = stream.read(limit + 1)
     if len(data) > limit:
-        raise ValueError(f"larger than {limit} bytes (API_MAX_BODY_BYTES)")
+        raise KeptScriptTooLarge(limit)
     return data.decode("utf-8")
 
 

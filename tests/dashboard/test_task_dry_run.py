@@ -121,7 +121,8 @@ HOSTILE = "hello.<img src=x onerror=alert(1)>.sim.yaml"  # a file name is text t
 def taskdir(tmp_path, hello):
     """``hello.yaml`` with three scripts (one with an expect that is not met, one with a
     hostile name), a file ``greet.yaml`` that also holds task ``hello``, another task with its
-    own script, an orphan script and a file outside the folder."""
+    own script, an orphan script, a task file that is not valid with its script, and a file
+    outside the folder."""
     folder = tmp_path / "taskdefs"
     (folder / "more").mkdir(parents=True)
     (folder / "hello.yaml").write_text(HELLO)
@@ -134,6 +135,8 @@ def taskdir(tmp_path, hello):
     (folder / "other.yaml").write_text(HELLO.replace("name: hello", "name: other"))
     (folder / "other.sim.yaml").write_text("input: {name: Other}\n")
     (folder / "orphan.sim.yaml").write_text("input: {}\n")
+    (folder / "broken.yaml").write_text("name: hello\nstates: [\n")  # not valid: no task
+    (folder / "broken.sim.yaml").write_text("input: {}\n")
     (tmp_path / "settings.py").write_text("SECRET_KEY = 'not for the page'\n")
     with override_settings(ASYNC_STATES={"TASKDEFS_DIR": str(folder)}):
         yield folder
@@ -151,6 +154,7 @@ def test_the_task_page_lists_the_scripts_paired_with_its_task(
     assert '<option value="hello.&lt;img src=x onerror=alert(1)&gt;.sim.yaml">' in page
     assert "<img src=x" not in page
     assert "other.sim.yaml" not in page and "orphan.sim.yaml" not in page
+    assert "broken.sim.yaml" not in page
 
 
 def test_without_kept_scripts_there_is_no_choice(client, django_user_model, hello, tmp_path):
@@ -202,7 +206,8 @@ def test_a_kept_scripts_text_is_escaped_in_the_form(client, django_user_model, t
 @pytest.mark.parametrize("name", [
     "../settings.py", "..%2Fsettings.py", "../taskdefs/hello.sim.yaml", "./hello.sim.yaml",
     "more/../hello.sim.yaml", "hello.sim.yaml/", "greet.sim.yaml", "other.sim.yaml",
-    "orphan.sim.yaml", "hello.yaml", "", "hello.sim.yaml\x00", "HELLO.SIM.YAML",
+    "orphan.sim.yaml", "broken.sim.yaml", "hello.yaml", "", "hello.sim.yaml\x00",
+    "HELLO.SIM.YAML",
 ])
 def test_a_name_not_among_the_kept_scripts_is_a_404(client, django_user_model, taskdir, name):
     runner = _client(client, django_user_model, may_simulate=True)
