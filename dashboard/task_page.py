@@ -17,11 +17,13 @@ from taskapp.conf import conf
 from taskapp.models import TaskDefinition
 from taskapp.permissions import can_simulate_tasks
 from taskapp.selectors import definition_of
+from taskapp.simulations import kept_scripts
 
 
 def page(name: str, *, version: str = "", diff: str = "", user: Any = None) -> dict[str, Any]:
     """The page's context for ``?version=`` and ``?diff=`` (both version numbers, as given);
-    ``user`` decides whether the dry-run form is offered.
+    ``user`` decides whether the dry-run form, and the scripts kept beside the task's file,
+    are offered.
 
     Raises:
         Http404: no such task, or no such version for either parameter.
@@ -33,6 +35,7 @@ def page(name: str, *, version: str = "", diff: str = "", user: Any = None) -> d
     definition = selectors.task_version(chosen.pk)
     task = definition_of(definition.pk)
     diagram = diagram_of(task)
+    can_simulate = can_simulate_tasks(user)
     return {
         "task_def": task,
         "since": timezone.now().isoformat(),
@@ -44,7 +47,8 @@ def page(name: str, *, version: str = "", diff: str = "", user: Any = None) -> d
         "diff": _diff(definition, versions, diff),
         "diff_wanted": diff,
         "max_diff_lines": MAX_DIFF_LINES,
-        "can_simulate": can_simulate_tasks(user),
+        "can_simulate": can_simulate,
+        "kept_scripts": kept_scripts(task=name) if can_simulate else [],
         "max_seconds": conf.SIMULATION_MAX_SECONDS,
     }
 

@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from dashboard import overview, run_page, runs_list, selectors, task_page
+from dashboard import dry_run, overview, run_page, runs_list, selectors, task_page
 from engine.runs import RunStatus
 from taskapp.models import Run
 
@@ -68,6 +68,8 @@ def run_panels(request: HttpRequest, run_id: object) -> HttpResponse:
 def task_detail(request: HttpRequest, name: str) -> HttpResponse:
     context = task_page.page(name, version=request.GET.get("version", ""),
                              diff=request.GET.get("diff", ""), user=request.user)
+    if "script" in request.GET:
+        context["dry_run"] = dry_run.kept(request.GET["script"], context, request.user)
     return render(request, "dashboard/task.html", context)
 
 

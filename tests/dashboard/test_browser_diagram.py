@@ -266,3 +266,16 @@ def test_a_dry_run_from_the_task_page_lights_up_its_path(servers, browser,  # no
     page.get_by_role("link", name="Clear the dry run").click()
     page.wait_for_url(f"{servers}/tasks/hello/?version=1")
     expect(page.locator("svg.diagram g.node.visited")).to_have_count(0)
+    # A script kept beside taskdefs/hello.yaml fills the form, and its expect: is checked.
+    page.get_by_label("Scripts kept beside the task's file").select_option("hello.sim.yaml")
+    page.get_by_role("button", name="Use this script").click()
+    page.wait_for_url("**/tasks/hello/?version=1&script=hello.sim.yaml*")
+    expect(page.get_by_label("Script (YAML or JSON)")).to_have_value(SCRIPT)
+    expect(page.locator("#sim-expect")).to_contain_text("expects status succeeded")
+    page.get_by_role("button", name="Dry run").click()
+    page.wait_for_url("**/tasks/hello/simulate/**")
+    expect(_node(page, "done")).to_have_class("node final final-succeeded visited current",
+                                              timeout=10_000)
+    expect(_edge(page, "greeting", "shouting")).to_have_class("edge transition taken")
+    expect(page.locator("#sim-expect")).to_contain_text("hello.sim.yaml")
+    expect(page.locator("#sim-expect")).to_contain_text("✓ met")

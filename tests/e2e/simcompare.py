@@ -59,15 +59,13 @@ def same_details(run: models.Run, dry) -> None:
     detail; each attempt's place, number, outcome and error, in order and within the lag of
     its virtual time; each poll's last result and error; the run's error. What the world adds
     that no script says is compared by shape: a far end's headers and time (as ``steady``),
-    an event's row id in the store, and the due time of a wait (within the lag)."""
+    an event's row id in the store, and the due time of a wait and the time a state timed
+    out at (within the lag)."""
     real = list(models.Transition.objects.filter(run=run).order_by("seq"))
     assert [(t.condition_kind, t.transition_index, t.entry) for t in real] == [
         (t.condition_kind, t.transition_index, t.entry) for t in dry.transitions]
     for mine, theirs in zip(real, dry.transitions, strict=True):
-        assert _detail(mine.detail) == _detail(theirs.detail)
-        assert ("event_id" in mine.detail) == ("event_id" in theirs.detail)
-        if "due" in theirs.detail:
-            _within_lag(mine.detail["due"], theirs.detail["due"])
+        _same_detail(mine.detail, theirs.detail)
     tried = models.InstructionAttempt.objects.filter(run=run).order_by("started_at", "attempt")
     assert [(a.state, a.entry, a.instruction, a.kind, a.attempt, a.ok, a.error, a.error_class)
             for a in tried] == [(a.state, a.entry, a.instruction, a.kind, a.attempt, a.ok,
@@ -78,11 +76,24 @@ def same_details(run: models.Run, dry) -> None:
     polls = models.PollRecord.objects.filter(run=run).order_by("entry", "transition_index")
     assert [(steady(p.last_result), p.last_error) for p in polls] == [
         (steady(p.last_result), p.last_error) for p in dry.polls]
-    assert (run.error or None) == (dry.error or None)
+    assert bool(run.error) == bool(dry.error)
+    _same_detail(run.error or {}, dry.error or {})
+
+
+_TIMES = ("due", "timeout_at")  # absolute times: the real ones within the lag
+
+
+def _same_detail(mine: dict, theirs: dict) -> None:
+    assert _detail(mine) == _detail(theirs)
+    assert ("event_id" in mine) == ("event_id" in theirs)
+    for key in _TIMES:
+        assert (key in mine) == (key in theirs), key
+        if key in theirs:
+            _within_lag(mine[key], theirs[key])
 
 
 def _detail(detail: dict) -> dict:
-    return {k: v for k, v in detail.items() if k not in ("event_id", "due")}
+    return {k: v for k, v in detail.items() if k not in ("event_id", *_TIMES)}
 
 
 def _within_lag(real, virtual) -> None:

@@ -66,8 +66,12 @@ def _instruction(instruction: dict, factor: float) -> None:
 
 
 def _transition(transition: dict, factor: float) -> None:
-    if "wait" in transition:
-        transition["wait"] = compressed(transition["wait"], factor)
+    wait = transition.get("wait")
+    if isinstance(wait, dict):  # {duration: ...} is a timer; {until: ...} a time the input names
+        if "duration" in wait:
+            wait["duration"] = compressed(wait["duration"], factor)
+    elif wait is not None:
+        transition["wait"] = compressed(wait, factor)
     poll = transition.get("poll")
     if poll:
         for key in POLL_TIMERS:

@@ -8,6 +8,13 @@ scenario at once; then each real history is compared with a dry run of the same 
 script is written from the scenario after the real run: its start is the real run's start
 and its events arrive when the test really sent them, so that times compare.
 
+A path that needs a long wait (a 7-day timeout, an hour's wait, 24 hourly polls) runs
+compressed, as the shipped tasks' scripts do (``tests/e2e/simworld.py``): the scenario's
+``factor`` divides the task's timers (and turns jitter off), the compressed task is loaded
+under a name of its own, and the cluster is compared with the compressed dry run; that dry
+run must tell the same story as the uncompressed one, the docs' task with the script's times
+multiplied back. ``PATHS_LEFT_OUT`` keeps what cannot be compressed, and why.
+
 The world is local: one HTTP far end behind every ``secrets.*_URL`` (it tells runs apart by
 the run id in the ``Idempotency-Key`` each request carries, so two scenarios of one task get
 their own answers), the docs' named connections on the local RabbitMQ, Mosquitto, NATS,
@@ -26,7 +33,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,7 @@ from taskapp import models
 from taskapp.services import event_send, run_cancel, run_start
 from tests.e2e.conftest import ROOT, path_of, sql, wait_listening
 from tests.e2e.simcompare import LAG_SECONDS, same_details, same_history
+from tests.e2e.simworld import compressed_script, compressed_task, same_story
 from tests.e2e.test_reach_e2e import wait_until
 from tests.engine import brokers
 from tests.engine.test_docs_examples import yaml_examples
@@ -56,8 +64,10 @@ RUN = "<run>"  # in a scripted result: the real run's id, which the far end echo
 TOKEN = "docs-e2e-T0ken-1234"  # every token secret: at least 8 characters, as secrets need
 NAMES = {  # this test's own names on the shared brokers and databases
     name: brokers.unique(name).replace("-", "_") for name in (
-        "shop", "subject", "stream", "lifecycle", "table", "warehouse", "shipments", "depots")}
-NAMES["ORDERS"] = brokers.unique("orders").replace("-", "_").upper()  # a JetStream stream
+        "shop", "subject", "stream", "lifecycle", "table", "warehouse", "shipments", "depots",
+        "warehouse_late", "shipments_late", "depots_late")}
+for _stream in ("ORDERS", "ORDERS_LATE"):  # JetStream streams
+    NAMES[_stream] = brokers.unique(_stream.lower()).replace("-", "_").upper()
 
 
 def documented_tasks() -> dict[str, str]:
@@ -103,6 +113,8 @@ class Scenario:
     events: tuple[Send, ...] = ()
     stop_in: str | None = None
     renames: tuple[tuple[str, str], ...] = ()
+    # The task's timers divided by this, and loaded as a task of its own (see the module).
+    factor: float | None = None
     # Data the real world fills with what no script can know, checked by shape instead:
     # dotted path -> check of (real value, dry value).
     shaped: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +139,16 @@ def rendered_now(real: str, dry: str) -> bool:
     return 0 <= late < LAG_SECONDS
 
 
+def track_renames(suffix: str) -> tuple[tuple[str, str], ...]:
+    """track_shipment's four sources on this test's destinations (``NAMES[...<suffix>]``)."""
+    orders = NAMES[f"ORDERS{suffix.upper()}"]
+    return (("exchange: warehouse", f"exchange: {NAMES['warehouse' + suffix]}"),
+            ("stream: ORDERS", f"stream: {orders}"),
+            ("subject: orders.shipped", f"subject: {orders}.shipped"),
+            ("stream: shipments", f"stream: {NAMES['shipments' + suffix]}"),
+            ('topic: "depots/+/scans"', f'topic: "{NAMES["depots" + suffix]}/+/scans"'))
+
+
 SCENARIOS: dict[str, list[Scenario]] = {
     "hello": [Scenario(input={"name": "Ada"})],
     "invoice": [Scenario(input={"customer": "c-1", "amount": 12.5},
@@ -135,15 +157,18 @@ SCENARIOS: dict[str, list[Scenario]] = {
                 Scenario(input={"customer": "c-2", "amount": 1},
                          http={"/invoices": ("http_0", [ok({"error": "down"}, 500)])})],
     "shop_order": [Scenario(input={"order_id": "S-1"}, events=(
-        Send("payment.succeeded", {"amount": 30}, correlation="S-1"),))],
-    "shipment": [Scenario(stop_in="packed")],
+        Send("payment.succeeded", {"amount": 30}, correlation="S-1"),)),
+                   Scenario(input={"order_id": "S-2"}, factor=302_400)],  # unpaid: 7d -> 2s
+    "shipment": [Scenario(stop_in="packed"),
+                 Scenario(factor=1_800)],  # shipped: 1h -> 2s
     "shipment_on_the_bus": [Scenario(renames=(
         ("to: shipments.lifecycle", f"to: {NAMES['lifecycle']}"),))],
     "review": [Scenario(events=(Send("review.approved", {"by": "ada"}),)),
                Scenario(events=(Send("review.rejected", None),)),
                # Both sent before the run looks: the first to arrive wins, not the first
                # declared (an event is fulfilled at its arrival once the state is entered).
-               Scenario(events=(Send("review.rejected", None), Send("review.approved", None)))],
+               Scenario(events=(Send("review.rejected", None), Send("review.approved", None))),
+               Scenario(factor=1_296_000)],  # abandoned: 30d -> 2s
     "create_user": [Scenario(input={"email": "ada@example.com", "tags": ["a"]}, http={
         "/users": ("post_user", [ok({"id": "u-1"}, 201)]),
         "/login": ("login_form", [ok({"session": "s-1"})])})],
@@ -187,25 +212,32 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "triage": [Scenario(input={"total": 2000, "country": "FR"}),
                Scenario(input={"total": 2000, "country": "US"})],
     "reminder": [Scenario(input={"remind_at": "<in 2s>", "text": "call Ada"},
-                          http={"/notify": ("http_0", [ok({"sent": True})])}, stop_in="remind")],
+                          http={"/notify": ("http_0", [ok({"sent": True})])}, stop_in="remind"),
+                 # To done: 1h -> 1s, 10s -> 3ms (the time the input names is not a timer).
+                 Scenario(input={"remind_at": "<in 2s>", "text": "call Bo"},
+                          http={"/notify": ("http_0", [ok({"sent": True})])}, factor=3_600)],
     "await_payment": [Scenario(input={"order_id": "P-1", "total": 10}, events=(
         Send("payment.received", {"amount": 5}, correlation="P-1"),
-        Send("payment.received", {"amount": 12}, correlation="P-1")))],
+        Send("payment.received", {"amount": 12}, correlation="P-1"))),
+                      # expired: 2d -> 2s, the one payment too small
+                      Scenario(input={"order_id": "P-2", "total": 10}, factor=86_400, events=(
+                          Send("payment.received", {"amount": 5}, correlation="P-2"),))],
     "track_shipment": [Scenario(
-        input={"order_id": "T-1"},
-        renames=(("exchange: warehouse", f"exchange: {NAMES['warehouse']}"),
-                 ("stream: ORDERS", f"stream: {NAMES['ORDERS']}"),
-                 ("subject: orders.shipped", f"subject: {NAMES['ORDERS']}.shipped"),
-                 ("stream: shipments", f"stream: {NAMES['shipments']}"),
-                 ('topic: "depots/+/scans"', f'topic: "{NAMES["depots"]}/+/scans"')),
+        input={"order_id": "T-1"}, renames=track_renames(""),
         events=(Send("order.shipped", {"order_id": "T-1", "carrier": "dhl"},
-                     correlation="T-1", after="waiting", amqp="orders.eu.shipped"),))],
+                     correlation="T-1", after="waiting", amqp="orders.eu.shipped"),)),
+                       # late: 3d -> 2s; its four sources on destinations of their own
+                       Scenario(input={"order_id": "T-2"}, renames=track_renames("_late"),
+                                factor=129_600)],
     "await_shipment": [Scenario(input={"order_id": "W-1"}, http={
         "/orders/W-1": ("poll", [ok({"status": "shipped"})])})],
     "await_row": [Scenario(input={"job_id": "J-1"},
                            results={"poll": [{"result": {"status": "done"}}]})],
     "await_inventory": [Scenario(results={"poll": [{"result": {"status": "SERVING"}}]})],
-    "approval": [Scenario(events=(Send("approval.granted", {"by": "ada"}),))],
+    "approval": [Scenario(events=(Send("approval.granted", {"by": "ada"}),)),
+                 # Escalated (3d -> 2s), then no one approves within the hour every state
+                 # without a timeout has (1h -> 28ms): timed out.
+                 Scenario(factor=129_600)],
     "templates_tour": [Scenario(
         input={"first": "ada", "last": "lovelace", "tags": ["x", "y", "z"]},
         http={"/entries": ("http_1", [ok({"id": "E-1"}, 201)])},
@@ -216,37 +248,60 @@ SCENARIOS: dict[str, list[Scenario]] = {
         Send("payment.received", {"amount": 40}, correlation="O-1"),)),
                          # A 400 is not retried by default: on_error at the first attempt.
                          Scenario(input={"order_id": "O-2"}, http={
-                             "/orders": ("create_order", [ok({"error": "bad order"}, 400)])})],
+                             "/orders": ("create_order", [ok({"error": "bad order"}, 400)])}),
+                         # Never paid: cancelled by the 1-day wait (-> 2s).
+                         Scenario(input={"order_id": "O-3"}, factor=43_200, http={
+                             "/orders": ("create_order", [ok({"id": "O-3", "total": 40}, 201)])}),
+                         # Five 503s, 1+2+4+8 s apart (-> 1.9s, no jitter): cancelled.
+                         Scenario(input={"order_id": "O-4"}, factor=8, http={
+                             "/orders": ("create_order", [busy()])})],
     "refund": [Scenario(input={"payment_id": "P-7", "amount": 25}, http={
         "/refunds": ("open_case", [busy(), ok({"id": "R-1"}, 201)]),
         "/refunds/R-1": ("bank_status", [ok({"state": "settled"})])}, events=(
         Send("refund.approved", {"by": "ada"}, correlation="P-7"),)),
                Scenario(input={"payment_id": "P-8", "amount": 5}, http={
                    "/refunds": ("open_case", [ok({"id": "R-2"}, 201)])}, events=(
-                   Send("refund.refused", {"by": "ada"}, correlation="P-8"),))],
+                   Send("refund.refused", {"by": "ada"}, correlation="P-8"),)),
+               # refused by the 3-day timeout (-> 2s)
+               Scenario(input={"payment_id": "P-9", "amount": 5}, factor=129_600, http={
+                   "/refunds": ("open_case", [ok({"id": "R-3"}, 201)])}),
+               # open_case failing for good: 3 attempts 10s and 20s apart (-> 0.5s, 1s)
+               Scenario(input={"payment_id": "P-10", "amount": 5}, factor=20, http={
+                   "/refunds": ("open_case", [busy()])}),
+               # stuck_at_bank: 24 polls an hour apart (-> 0.5s)
+               Scenario(input={"payment_id": "P-11", "amount": 5}, factor=7_200, http={
+                   "/refunds": ("open_case", [ok({"id": "R-4"}, 201)]),
+                   "/refunds/R-4": ("bank_status", [ok({"state": "pending"})])}, events=(
+                   Send("refund.approved", {"by": "ada"}, correlation="P-11"),))],
     "README.md:hello": [Scenario(input={"name": "Ada Lovelace-Byron"})],
 }
 
 # Documented tasks not run here, and why.
 EXCLUDED: dict[str, str] = {}
 
-# Paths of scripted tasks left out, and why: each needs a real wait far past a test's time.
+# Paths of scripted tasks left out, and why. Long waits are compressed (``factor``); what is
+# left cannot be. Compression divides the timers but not the real cost of each poll attempt:
+# its next attempt counts from its end, and a worker picks the run up again, about 60 ms an
+# attempt here (measured: refund's 24 polls 0.5 s apart took 12.9 s, not 11.5 s). A poll of
+# many attempts drifts past the lag, and a poll ended by its span counts fewer attempts.
 PATHS_LEFT_OUT = {
-    "shop_order": "unpaid: a 7-day timeout",
-    "shipment": "shipped: a 1-hour wait (compared up to it, waiting in packed)",
-    "review": "abandoned: a 30-day wait",
-    "reminder": "cooled_down and done: a 1-hour wait (compared up to it, waiting in remind)",
-    "await_payment": "expired: a 2-day wait",
-    "track_shipment": "late: a 3-day wait; the scanned and other shipped ways are the same "
-                      "subscription fed by another broker (tests/e2e/test_broker_sources_e2e.py)",
-    "await_shipment": "lost: 200 polls with backoff, or 2 days",
-    "await_row": "not_ready: a day of polling",
-    "await_inventory": "down: five minutes of polling",
-    "approval": "escalated: a 3-day timeout",
-    "order_fulfilment": "cancelled by the 1-day wait or the 2-day timeout, or after the "
-                        "retries of a call (they jitter: no two runs wait alike)",
-    "refund": "refused by the 3-day timeout; stuck_at_bank: 24 hourly polls; open_case failing "
-              "for good: 30 s of retries",
+    "track_shipment": "the scanned and other shipped ways are the same subscription fed by "
+                      "another broker (tests/e2e/test_broker_sources_e2e.py)",
+    "await_shipment": "lost: 200 polls, from 30 s apart up to 10 min (about 33 h): compressed "
+                      "or not, 200 attempts add about 12 s of real cost, far past the lag, "
+                      "and compressed enough to fit, the 2-day span would end it first",
+    "await_row": "not_ready: 16 polls doubling from 5 s; the 15th comes 1.2 h before the day "
+                 "is over, the 16th ends it at 45.5 h. Compressed so that 45 h take 30 s, those "
+                 "1.2 h are 0.8 s, less than the real cost of 15 attempts: the 15th would end it",
+    "await_inventory": "down: 151 attempts 2 s apart until 5 min have passed: compressed, "
+                       "their real cost takes a share of the span, and fewer fit",
+    "approval": "escalated, then approved: the hour escalated allows is 72 times shorter than "
+                "the 3-day timeout before it; compressed so that 3 days take seconds, the hour "
+                "is 28 ms, too short to send an event in (escalating is compared: no one "
+                "approves, and the hour times the run out)",
+    "order_fulfilment": "cancelled by the 2-day timeout: the 1-day wait always comes first; "
+                        "cancelled after 3 days of polling every 30 s: 8,640 attempts, ended "
+                        "by the span as await_inventory's",
 }
 
 
@@ -348,7 +403,8 @@ class brokers_ready:
         self.channel = channel
         streams = {NAMES["subject"].upper(): [NAMES["subject"]],
                    NAMES["lifecycle"].upper(): [NAMES["lifecycle"]],
-                   NAMES["ORDERS"]: [f"{NAMES['ORDERS']}.>"]}
+                   NAMES["ORDERS"]: [f"{NAMES['ORDERS']}.>"],
+                   NAMES["ORDERS_LATE"]: [f"{NAMES['ORDERS_LATE']}.>"]}
         for name, subjects in streams.items():
             asyncio.run(brokers.nats_js(
                 lambda js, n=name, s=subjects: js.add_stream(name=n, subjects=s)))
@@ -361,11 +417,13 @@ class brokers_ready:
         sql(f"DROP TABLE {NAMES['table']}", fetch="none")
         for name in self.streams:
             asyncio.run(brokers.nats_js(lambda js, n=name: js.delete_stream(n)))
-        self.channel.queue_delete(f"async_states.{NAMES['warehouse']}.orders.*.shipped")
-        for exchange in (NAMES["shop"], NAMES["warehouse"]):
+        for warehouse in (NAMES["warehouse"], NAMES["warehouse_late"]):
+            self.channel.queue_delete(f"async_states.{warehouse}.orders.*.shipped")
+        for exchange in (NAMES["shop"], NAMES["warehouse"], NAMES["warehouse_late"]):
             self.channel.exchange_delete(exchange)
         self.rabbit.close()
-        redis.Redis.from_url(brokers.REDIS_URL).delete(NAMES["stream"], NAMES["shipments"])
+        redis.Redis.from_url(brokers.REDIS_URL).delete(
+            NAMES["stream"], NAMES["shipments"], NAMES["shipments_late"])
         db._connections().clear()  # the connection ``sql`` opened in this process
 
 
@@ -390,14 +448,26 @@ class Played:
 
 
 def task_text(key: str, scenario: Scenario) -> str:
+    """The doc's task as the scenario runs it: renamed, and compressed under a name of its
+    own (``<name>_x<factor>``) when the scenario has a factor."""
     text = documented_tasks()[key]
     for old, new in scenario.renames:
         assert old in text, f"{key}: {old!r} is no longer in the doc"
         text = text.replace(old, new)
     if ":" in key:  # another doc's task of a name already taken: loaded under its key
-        text = re.sub(r"^name: \S+$", f"name: {key.replace(':', '_').replace('.', '_').lower()}",
-                      text, count=1, flags=re.MULTILINE)
+        text = _named(text, key.replace(":", "_").replace(".", "_").lower())
+    if scenario.factor:
+        text = compressed_task(text, scenario.factor)
+        text = _named(text, f"{name_of(text)}_x{round(scenario.factor)}")
     return text
+
+
+def name_of(text: str) -> str:
+    return re.search(r"^name: (\S+)$", text, re.MULTILINE).group(1)
+
+
+def _named(text: str, name: str) -> str:
+    return re.sub(r"^name: \S+$", f"name: {name}", text, count=1, flags=re.MULTILINE)
 
 
 def real_input(scenario: Scenario) -> dict[str, Any]:
@@ -410,18 +480,20 @@ def real_input(scenario: Scenario) -> dict[str, Any]:
 
 
 def start_all(load, replies: Replies) -> list[Played]:
-    texts: dict[str, str] = {}
-    for key, scenarios in SCENARIOS.items():
-        texts[key] = task_text(key, scenarios[0])
-        load(texts[key])
-    wait_listening(4)  # track_shipment's four sources
+    texts = {(key, index): task_text(key, scenario) for key, scenarios in SCENARIOS.items()
+             for index, scenario in enumerate(scenarios)}
+    for text in dict.fromkeys(texts.values()):
+        load(text)
+    # track_shipment's four sources, twice (its late way listens on destinations of its own)
+    wait_listening(sum(len(re.findall(r"^ +source:", text, re.MULTILINE))
+                       for text in set(texts.values())))
     played = []
     for key, scenarios in SCENARIOS.items():
-        for scenario in scenarios:
-            name = re.search(r"^name: (\S+)$", texts[key], re.MULTILINE).group(1)
-            run, _ = run_start(task=name, input=real_input(scenario))
+        for index, scenario in enumerate(scenarios):
+            text = texts[key, index]
+            run, _ = run_start(task=name_of(text), input=real_input(scenario))
             replies.by_run[str(run.pk)] = scenario
-            played.append(Played(key, scenario, texts[key], run))
+            played.append(Played(key, scenario, text, run))
     return played
 
 
@@ -508,6 +580,15 @@ def reply_of(reply: dict) -> dict:
     return {"status": reply["status"], "body": body}
 
 
+def uncompressed(play: Played, script: dict[str, Any]) -> Simulation:
+    """The dry run of the doc's own task, the script's times multiplied back by the factor:
+    the story the compressed one must tell."""
+    factor = play.scenario.factor
+    script = compressed_script(script, 1 / factor)
+    return simulate(load_text(task_text(play.key, replace(play.scenario, factor=None))),
+                    script_from_data(script))
+
+
 def compare(play: Played, dry: Simulation) -> None:
     run = play.run
     for path, check in play.scenario.shaped.items():
@@ -527,8 +608,11 @@ def test_every_documented_task_runs_as_its_dry_run(world, docs_cluster, load, fa
     play_all(played, channel)
     failures = []
     for play in played:
-        dry = simulate(load_text(play.text), script_from_data(dry_script(play, secrets)))
+        script = dry_script(play, secrets)
+        dry = simulate(load_text(play.text), script_from_data(script))
         try:
+            if play.scenario.factor:
+                same_story(uncompressed(play, script), dry)
             compare(play, dry)
         except AssertionError:
             failures.append(f"{play.key} {play.run.input}:\n{traceback.format_exc(limit=-2)}"
