@@ -21,7 +21,7 @@ HOLD = 0.3
 WORKERS = 3
 RATE = 1.0  # runs started per second: ~1.3 worker-s/s, under half of one cluster's 3
 
-RELAY = "name: relay\nversion: 1\nstart_state: s1\nstates:\n" + "".join(
+RELAY = "name: takeover_relay\nversion: 1\nstart_state: s1\nstates:\n" + "".join(
     f"  s{i}:\n    instructions:\n"
     f'      - http: {{method: POST, url: "{{{{ secrets.FAR }}}}/hold", json: {{s: {i}}}}}\n'
     f"    transitions:\n      - to: {f's{i + 1}' if i < 4 else 'done'}\n"
@@ -39,11 +39,12 @@ def run(suite) -> None:
     from taskapp.services import definition_load
 
     rounds = suite.pick(quick=2, full=20)
-    assert definition_load(text=RELAY, source="bench").status in {"loaded", "unchanged"}
+    loaded = definition_load(text=RELAY, source="bench")
+    assert loaded.status in {"loaded", "unchanged"}, (loaded.status, loaded.message)
     scenario = suite.report.scenario(
         "takeover", "Takeover: a SIGKILLed cluster's runs move on (2 clusters, PG + Redis)",
         rounds=rounds, clusters=2, workers_per_cluster=WORKERS, far_end_hold_s=HOLD,
-        load_runs_per_s=RATE, task="relay (4 states, one slow call each)",
+        load_runs_per_s=RATE, task="takeover_relay (4 states, one slow call each)",
         lease_s=60, measured="from the SIGKILL, for every run the killed cluster held")
     reset_runs(suite.redis_url)
     far = _slow_far_end()
@@ -79,7 +80,7 @@ def _round(victim: Cluster, others: Cluster) -> tuple[list[float], list[float]]:
     cluster_id = _cluster_id(victim.process.pid)
     ids: list[str] = []
     for _ in paced(60, RATE):
-        ids.append(service_start("relay"))
+        ids.append(service_start("takeover_relay"))
         if _held(cluster_id) and len(ids) >= 6:
             break
     victim.kill()
