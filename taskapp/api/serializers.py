@@ -18,11 +18,15 @@ from taskapp.conf import conf
 
 class TextField(serializers.CharField):
     """A JSON string. DRF's ``CharField`` also takes a number and reads it as its digits;
-    the schema says string, and a client sending ``"source": 0`` has a bug worth a 400."""
+    the schema says string, and a client sending ``"source": 0`` has a bug worth a 400.
+    Its ``max_length`` is the schema's ``maxLength``, so it counts the string as sent: DRF
+    would count it after trimming whitespace (``\x1e`` and other separators included)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 

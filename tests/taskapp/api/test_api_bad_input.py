@@ -427,3 +427,15 @@ def test_a_user_without_permissions_cannot_freeze_validate(read_only_api):
     the body bound holds here whatever the user."""
     assert_error(read_only_api.generic("POST", "/api/tasks/validate/", b"x" * BIG,
                                        content_type="text/plain"), 413)
+
+
+@pytest.mark.parametrize("endpoint, field, limit", [
+    ("validate", "source", 500), ("runs", "task", 200), ("events", "name", 200)])
+def test_a_string_one_past_its_max_length_is_refused_even_if_whitespace_ends_it(
+        api, endpoints, field, limit, endpoint):
+    """The schema's maxLength counts the string as sent; DRF would trim separators such as
+    \\x1e before counting, and so accept what the schema says is too long."""
+    body = {"text": "name: x", "task": "shop_order", "name": "paid", "correlation": "A-1",
+            field: "\x1e" + "a" * limit}
+    response = api.post(endpoints[endpoint][0], body, format="json")
+    assert field in assert_error(response, 400)["errors"]
