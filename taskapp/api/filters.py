@@ -9,7 +9,7 @@ import django_filters as filters
 from django import forms
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_duration as parse_iso_duration
-from django_filters.fields import IsoDateTimeField
+from django_filters.fields import ChoiceField, IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
 from engine.language import parse_duration
@@ -121,6 +121,19 @@ class IntegerFilter(filters.NumberFilter):
     field_class = VersionField
 
 
+class GivenChoiceField(ChoiceField):
+    """One of the choices; sent empty (``?ordering=``) it is refused like the other typed
+    parameters, where django-filter would read it as absent."""
+
+    def to_python(self, value):
+        _given(value)
+        return super().to_python(value)
+
+
+class GivenChoiceFilter(filters.ChoiceFilter):
+    field_class = GivenChoiceField
+
+
 class RunFilter(filters.FilterSet):
     task = filters.CharFilter(field_name="task_name", help_text="Task name.")
     version = IntegerFilter(field_name="task_version", help_text="Task version.")
@@ -142,7 +155,7 @@ class RunFilter(filters.FilterSet):
     finished_before = UtcDateTimeFilter(field_name="finished_at", lookup_expr="lt")
     # Read by the cursor pagination (taskapp.api.pagination); declared here to be validated
     # and documented with the other parameters.
-    ordering = filters.ChoiceFilter(
+    ordering = GivenChoiceFilter(
         choices=[(o, o) for o in ORDERINGS], method="_ordering",
         help_text="created_at: by creation; updated_at: by last transition. Default -created_at.")
 
