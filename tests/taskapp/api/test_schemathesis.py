@@ -39,8 +39,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 #   anywhere in free-form JSON (docs/api.md); a 401 for a webhook secret that is not the
 #   task's; a 404 for a run id that names no run; a 409 for a run in the wrong status;
 # - a schema-violating request is refused with any 4xx, 413 (API_MAX_BODY_BYTES) included.
-# Examples per operation: 15 operations x 25 examples take about 45 s here.
-# SCHEMATHESIS_EXAMPLES raises it for a longer campaign (e.g. 500 in the fault campaign).
+# Examples per operation: 17 operations x 25 examples take about 45 s here.
+# SCHEMATHESIS_EXAMPLES raises it for a longer campaign (1,000: about 4 minutes, docs/api.md).
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 
 _document = json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(public=True)))
