@@ -11,7 +11,9 @@
 # one. Each pass writes to its own log (var/test-logs/pass1.log, pass2.log), printed whole,
 # pass 1 then pass 2, when both have ended. Each pass gets TEST_PASS (sqlite, postgres) so
 # that what tests leave behind (var/test-artifacts/<pass>/) stays apart; names on the shared
-# services (queues, streams, Redis keys, the test database) are already per process.
+# services (queues, streams, Redis keys, the test database) are already per process. Pass 2
+# keeps its own pytest cache, .pytest_cache/postgres (each pass rewrites the last-failed list
+# it read at its start): rerun its failures with that -o cache_dir and --lf.
 # TEST_SERIAL=1 runs them one after the other instead, printing as they go.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +45,8 @@ pass1() {
 pass2() {
   echo "== pass 2: PostgreSQL ($PG_URL)"
   if pg_up 2>/dev/null; then
-    TEST_PASS=postgres DATABASE_URL=$PG_URL run_pytest -m "postgres or e2e" "$@"
+    TEST_PASS=postgres DATABASE_URL=$PG_URL run_pytest -m "postgres or e2e" \
+      -o cache_dir=.pytest_cache/postgres "$@"
   elif [ "${REQUIRE_SERVICES:-0}" = 1 ]; then
     echo "make test: PostgreSQL is required (REQUIRE_SERVICES=1) but not reachable at $PG_URL" >&2
     return 1
