@@ -12,7 +12,8 @@ STAMP  := $(VENV)/.installed
 run: $(STAMP)
 	@scripts/run.sh
 
-# Every test on SQLite, then the PostgreSQL-marked ones on PostgreSQL (scripts/test.sh).
+# Every test on SQLite and, at the same time, the PostgreSQL-marked ones on PostgreSQL
+# (scripts/test.sh; TEST_SERIAL=1: one pass after the other).
 test: $(STAMP)
 	@scripts/test.sh $(PYTEST_ARGS)
 

@@ -38,10 +38,21 @@ def _secret_key() -> str:
     path = VAR_DIR / "secret_key"
     if not path.exists():
         import secrets
+        import tempfile
 
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Written aside (mode 0600), then linked into place: processes starting together on
+        # a fresh install (the two passes of `make test`) all keep the first one's key, and
+        # none reads a half-written file.
+        with tempfile.NamedTemporaryFile("w", dir=VAR_DIR, prefix=".secret_key.",
+                                         delete=False) as new:
+            new.write(secrets.token_urlsafe(50))
+        try:
+            os.link(new.name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(new.name)
     return path.read_text().strip()
 
 

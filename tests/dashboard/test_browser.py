@@ -20,14 +20,12 @@ import pytest
 from django.db import connections
 
 from taskapp.services import definition_load, run_start
-from tests.e2e.conftest import Cluster, Daphne, server_environment
+from tests.e2e.conftest import ARTIFACTS, Cluster, Daphne, server_environment
 from tests.services import require_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "var" / "test-artifacts"
 # The flags this machine needs (headless, no sandbox as root, no calls home: the network is
 # closed and Chromium's background connections are refused).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -40,6 +40,9 @@ from tests.grpcserver import StockServer, free_port
 from tests.services import MARIADB_URL, require_mariadb
 
 ROOT = Path(__file__).resolve().parents[2]
+# What a person may want to look at after a run: screenshots, server logs. One folder per pass
+# of ``make test`` (TEST_PASS, set by scripts/test.sh): the passes run at the same time.
+ARTIFACTS = ROOT / "var" / "test-artifacts" / os.environ.get("TEST_PASS", "")
 TOKEN = "e2e-inventory-T0ken"  # the inventory service's secret, as the cluster gets it
 
 
@@ -143,6 +146,14 @@ class Daphne:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+@pytest.fixture
+def sqlite_pass_only() -> None:
+    """For a test that does not use the database under test (it needs none, or brings its
+    own): the PostgreSQL pass of ``make test`` would run the very same test again."""
+    if connection.vendor != "sqlite":
+        pytest.skip("does not use the database under test: it runs in the SQLite pass")
 
 
 @pytest.fixture

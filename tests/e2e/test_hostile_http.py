@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 
 from taskapp import models
 from taskapp.services import definition_load
-from tests.e2e.conftest import ROOT, Daphne, server_environment
+from tests.e2e.conftest import ARTIFACTS, Daphne, server_environment
 from tests.taskapp.api.conftest import SHOP
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -30,7 +30,7 @@ def web(transactional_db):
     user.user_permissions.add(*Permission.objects.filter(
         content_type__app_label="taskapp", codename__in=["add_run", "change_run"]))
     server = Daphne(server_environment(),
-                    log=ROOT / "var" / "test-artifacts" / "daphne-hostile.log")
+                    log=ARTIFACTS / "daphne-hostile.log")
     session = requests.Session()
     session.headers["Authorization"] = f"Token {Token.objects.create(user=user).key}"
     yield server, session

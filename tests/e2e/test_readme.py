@@ -79,6 +79,7 @@ def kind(block: readme.Block) -> str:
     return "synopsis" if is_synopsis(block) else "session"
 
 
+@pytest.mark.usefixtures("sqlite_pass_only")
 def test_every_console_block_is_run_or_listed():
     kinds = {b.line: kind(b) for b in console_blocks()}
     listed = {c.key for b in console_blocks() if kinds[b.line] == "make"
@@ -88,6 +89,7 @@ def test_every_console_block_is_run_or_listed():
     assert list(kinds.values()).count("session") >= 5
 
 
+@pytest.mark.usefixtures("sqlite_pass_only")
 def test_the_synopsis_names_only_options_the_commands_take():
     (block,) = [b for b in console_blocks() if kind(b) == "synopsis"]
     for command in readme.commands(block):
@@ -228,6 +230,7 @@ def _lines(stream, into: queue.Queue) -> None:
     into.put(None)
 
 
+@pytest.mark.usefixtures("sqlite_pass_only")
 def test_make_run_starts_as_shown_and_ctrl_c_stops_both(tmp_path):
     (block,) = [b for b in console_blocks() if readme.commands(b)[0].key == "make run"]
     expected = readme.commands(block)[0].expected

@@ -315,6 +315,7 @@ def test_no_secret_is_stored_logged_or_shown_in_any_form(ran, admin_client, capl
     assert leaks == []
 
 
+@pytest.mark.usefixtures("sqlite_pass_only")
 def test_the_scan_finds_what_it_looks_for():
     """The detector is not blind: each form of each secret is found."""
     import base64

@@ -303,6 +303,7 @@ PATHS_LEFT_OUT = {
 }
 
 
+@pytest.mark.usefixtures("sqlite_pass_only")
 def test_every_documented_task_has_a_scenario_or_a_reason():
     tasks = set(documented_tasks())
     assert tasks - set(SCENARIOS) - set(EXCLUDED) == set(), (

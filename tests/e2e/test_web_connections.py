@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from tests.e2e.conftest import ROOT, Daphne, server_environment
+from tests.e2e.conftest import ARTIFACTS, Daphne, server_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -36,7 +36,7 @@ def test_daphne_keeps_at_most_its_threads_connections_across_many_requests(trans
     token = Token.objects.create(user=user).key
     name = f"async-states-web-{uuid.uuid4().hex[:8]}"  # libpq reads PGAPPNAME
     env = server_environment(PGAPPNAME=name, WEB_THREADS=str(THREADS))
-    web = Daphne(env, log=ROOT / "var" / "test-artifacts" / "daphne-connections.log")
+    web = Daphne(env, log=ARTIFACTS / "daphne-connections.log")
     try:
         local = threading.local()  # one keep-alive session per client thread
 
