@@ -35,6 +35,7 @@ from jinja2.utils import _PassArg, pass_context
 from engine.budgets import Budget, format_spec_width
 from engine.sizing import (
     FILTER_CHECKS,
+    FILTER_INPUTS,
     OPERATOR_CHECKS,
     charge_result,
     check_container,
@@ -76,13 +77,15 @@ class _BudgetFormatter(SandboxedFormatter):
 def _budgeted_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` charging one operation per call, with its size check before it runs and its
     result's size counted after."""
-    check = FILTER_CHECKS.get(name)
+    check, read = FILTER_CHECKS.get(name), FILTER_INPUTS.get(name)
     skip = 1 if _PassArg.from_obj(func) is not None else 0
 
     @functools.wraps(func)
     def budgeted(*args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
         budget.charge()
+        if read is not None and len(args) > skip:
+            args = (*args[:skip], read(budget, args[skip]), *args[skip + 1:])
         if check is not None and len(args) > skip:
             check(budget, *args[skip:], **kwargs)
         return charge_result(budget, func(*args, **kwargs))
@@ -179,7 +182,7 @@ class TaskEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         budget = active_budget()
         budget.charge(MACRO_CALL_OPERATIONS if isinstance(__obj, Macro) else 1)
-        check_method(budget, __obj, args, kwargs)
+        args = check_method(budget, __obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         return charge_result(budget, result)
 

@@ -107,10 +107,29 @@ def _check_replace(budget: Budget, obj: Any, old: Any = "", new: Any = "", count
         budget.produce(len(obj) + found * max(len(new) - len(old), 0), "size of a replace")
 
 
+def join_items(budget: Budget, items: Any) -> Any:
+    """What a join will write, as something its size can be told from before it is made: a
+    string (its characters are the items), a list or a tuple as they are; anything else (a
+    mapping's keys, a set, a generator) read into a list, one charged operation an item.
+    Without it, ``'x' * 99999 | join('y' * 99999)`` built ten gigabytes before its size was
+    counted."""
+    if isinstance(items, str | bytes | list | tuple):
+        return items
+    parts = []
+    for item in items:
+        budget.charge()
+        parts.append(item)
+    return parts
+
+
 def _check_join(budget: Budget, obj: Any, items: Any = (), *_: Any, **__: Any) -> None:
-    if isinstance(items, list | tuple):
+    if isinstance(items, str | bytes):
+        size = len(items)
+    elif isinstance(items, list | tuple):
         size = value_size(items, budget.limits.max_output)
-        budget.produce(size + len(obj) * max(len(items) - 1, 0), "size of a join")
+    else:
+        return
+    budget.produce(size + len(obj) * max(len(items) - 1, 0), "size of a join")
 
 
 def _check_translate(budget: Budget, obj: Any, table: Any = None, *_: Any, **__: Any) -> None:
@@ -131,13 +150,18 @@ _METHOD_CHECKS: dict[str, Callable[..., None]] = {
 }
 
 
-def check_method(budget: Budget, obj: Any, args: tuple, kwargs: dict) -> None:
+def check_method(budget: Budget, obj: Any, args: tuple, kwargs: dict) -> tuple:
+    """Refuse a call of a string's (or an int's) method whose result would be over the
+    budget; returns the arguments to call it with (a join's items read into a list)."""
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
     if isinstance(owner, str | bytes) and name in _METHOD_CHECKS:
+        if name == "join" and args:
+            args = (join_items(budget, args[0]), *args[1:])
         _METHOD_CHECKS[name](budget, owner, *args, **kwargs)
     elif isinstance(owner, int) and name == "to_bytes":
         _check_to_bytes(budget, owner, *args, **kwargs)
+    return args
 
 
 # ---------------------------------------------------------------- filters
@@ -183,8 +207,7 @@ def _check_replace_filter(budget: Budget, value: Any, old: Any = "", new: Any = 
 
 
 def _check_join_filter(budget: Budget, value: Any, d: Any = "", *_: Any, **__: Any) -> None:
-    if isinstance(value, list | tuple):
-        _check_join(budget, str(d), value)
+    _check_join(budget, str(d), value)
 
 
 def _check_count_arg(name: str, position: int) -> Callable[..., None]:
@@ -198,6 +221,9 @@ def _check_count_arg(name: str, position: int) -> Callable[..., None]:
 
     return check
 
+
+# Filters whose input is read before it is checked (``join`` of a generator or a string).
+FILTER_INPUTS: dict[str, Callable[[Budget, Any], Any]] = {"join": join_items}
 
 FILTER_CHECKS: dict[str, Callable[..., None]] = {
     "center": _check_center, "indent": _check_indent, "wordwrap": _check_wordwrap,
