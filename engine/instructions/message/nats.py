@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
+from nats.errors import ConnectionClosedError, MaxPayloadError, NoServersError
 from nats.errors import Error as NatsError
-from nats.errors import MaxPayloadError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import NoStreamResponseError
 
@@ -119,6 +119,20 @@ async def _publish_core(
 ) -> None:
     await client.publish(message.to, message.payload, headers=headers)
     await client.flush(timeout)
+    if not _answering(client):
+        # nats-py's flush() falls back to writing the buffer, with no PING/PONG, once its
+        # reading loop has ended: right after the server went away it returned as if the
+        # server had the message, and the message was lost. Unconfirmed is a failure here
+        # (retried; a consumer drops a repeat by its Nats-Msg-Id).
+        raise ConnectionClosedError
+
+
+def _answering(client: Client) -> bool:
+    """The client is connected and its reading and flushing loops run, so that a flush is a
+    PING answered by the server's PONG. (nats-py keeps the loops in private attributes; a
+    client without them is taken as not answering.)"""
+    loops = (getattr(client, "_reading_task", None), getattr(client, "_flusher_task", None))
+    return client.is_connected and all(t is not None and not t.done() for t in loops)
 
 
 def _connected(target: Target, timeout: float) -> Client:
@@ -127,7 +141,7 @@ def _connected(target: Target, timeout: float) -> Client:
             client = _CLIENTS.get(target.url, lambda: _open(target.url, timeout))
         except (TimeoutError, NatsError, OSError, ValueError) as exc:
             raise _classify(target, exc) from exc
-        if client.is_connected:
+        if _answering(client):
             return client
         _CLIENTS.discard(target.url, client)
     raise target.fail("cannot reach the broker", "the connection closed as it opened", "connection")
