@@ -31,10 +31,12 @@ class Proxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def stop(self) -> None:
+        """Close the listener first, then every connection: a client reconnecting at once
+        must not slip in between (``_accept`` drops what a stopped listener handed it)."""
         with self._lock:
             sockets, self._sockets = self._sockets, []
             listener, self._listener = self._listener, None
-        for sock in [*sockets, *([listener] if listener else [])]:
+        for sock in [*([listener] if listener else []), *sockets]:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -50,7 +52,13 @@ class Proxy:
             except OSError:
                 return
             with self._lock:
-                self._sockets += [client, upstream]
+                stopped = self._listener is not listener
+                if not stopped:
+                    self._sockets += [client, upstream]
+            if stopped:  # accepted as stop() ran: the broker has gone away for it too
+                for sock in (client, upstream):
+                    sock.close()
+                return
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(a, b, self.silent), daemon=True).start()
 
